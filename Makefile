@@ -1,0 +1,26 @@
+# The commands a newcomer needs. `make test` installs everything it uses itself.
+.PHONY: setup test lint format up down
+
+export UV_PYTHON_DOWNLOADS := never
+UV := python3 -m uv
+
+setup:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@scripts/ensure-system-packages
+	@$(UV) sync --all-packages --frozen --quiet
+
+test: setup
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format: setup
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+up down:
+	@echo "make $@ arrives with the native lab (issue 3). Until then, run a service with" \
+	      "'uv run python -m catalog' (see README.md)." >&2; exit 1

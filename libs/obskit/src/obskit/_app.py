@@ -1,0 +1,80 @@
+"""What turns a FastAPI app into an obslab service, and how a service process runs.
+
+``create_app`` in each service builds its own ``FastAPI`` with its lifespan and
+routes, then calls :func:`instrument_service` once. :func:`serve` is what
+``python -m <service>`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from obskit._errors import install_error_handlers
+from obskit._health import Readiness
+from obskit._health import router as health_router
+from obskit._logging import configure_logging
+from obskit._metrics import metrics_endpoint
+from obskit._middleware import ObservabilityMiddleware
+from obskit._settings import ServiceSettings
+from obskit._telemetry import setup_tracing
+
+
+def instrument_service(app: FastAPI, settings: ServiceSettings) -> None:
+    """Add logging, tracing, metrics, health routes and JSON errors to ``app``."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    provider = setup_tracing(settings.service_name)
+    app.state.settings = settings
+    app.state.readiness = Readiness()
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        # The ASGI receive/send spans double the span count and teach nothing.
+        exclude_spans=["receive", "send"],
+        excluded_urls="/metrics,/health/live,/health/ready",
+    )
+
+
+def serve(app_factory: str, settings: ServiceSettings) -> None:
+    """Run ``app_factory`` (``"module:create_app"``) under uvicorn until SIGTERM.
+
+    On SIGTERM uvicorn stops accepting, lets in-flight requests finish (at most
+    ``shutdown_timeout_s``), then runs the lifespan's shutdown, which closes the
+    clients and flushes telemetry.
+    """
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # instrument_service configures logging
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+    )
+
+
+def run(
+    app_factory: str,
+    settings: ServiceSettings,
+    migrate: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """The ``python -m <service> [serve|migrate]`` entry point of every service."""
+    command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if command == "serve":
+        serve(app_factory, settings)
+    elif command == "migrate" and migrate is not None:
+        configure_logging(settings.service_name, settings.log_level, settings.log_format)
+        asyncio.run(migrate())
+    else:
+        sys.exit(f"usage: python -m {settings.service_name} [serve{'|migrate' if migrate else ''}]")

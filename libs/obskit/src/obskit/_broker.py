@@ -1,0 +1,33 @@
+"""The RabbitMQ connection of a service, traced across the hop.
+
+The OpenTelemetry aio-pika instrumentation writes the W3C trace context into
+each message's headers on publish and continues it on consume, so an order and
+its notification are one trace. The connection is *robust*: it reconnects by
+itself after the broker restarts.
+"""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
+
+from obskit._events import DEAD_LETTER_EXCHANGE, EXCHANGE
+from obskit._settings import BrokerSettings
+
+
+async def connect_broker(settings: BrokerSettings) -> AbstractRobustConnection:
+    """Connect to RabbitMQ (retrying until it answers is the caller's choice)."""
+    AioPikaInstrumentor().instrument()  # once per process; later calls do nothing
+    return await aio_pika.connect_robust(settings.amqp_url, timeout=5)
+
+
+async def declare_exchanges(
+    channel: aio_pika.abc.AbstractChannel,
+) -> tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractExchange]:
+    """Declare the events exchange and its dead-letter exchange (idempotent)."""
+    events = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+    dead = await channel.declare_exchange(
+        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    return events, dead

@@ -1,13 +1,17 @@
-"""Run a service app in-process, with its lifespan, for integration tests."""
+"""Run service apps inside the test process, with their lifespans, for integration tests."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+
+from tests.support.backends import free_port
 
 
 @asynccontextmanager
@@ -17,3 +21,27 @@ async def serve_in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@asynccontextmanager
+async def serve_on_port(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free local port in this event loop; yield its URL.
+
+    For a service that another service under test calls over real HTTP (so the
+    caller's client, its trace headers and its error mapping are all exercised).
+    """
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(60):
+            while not server.started:
+                if task.done():
+                    task.result()  # startup failed: raise its error here
+                    raise RuntimeError("the server stopped while starting")
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

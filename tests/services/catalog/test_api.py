@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from catalog.main import create_app
 from catalog.settings import Settings
-from tests.support.apps import serve_in_process
+from tests.support.apps import serve_in_process, serve_on_port
 
 
 def cache_count(result: str) -> float:
@@ -110,3 +110,15 @@ async def test_sqlite_is_the_default_database(tmp_path, redis_url: str) -> None:
     async with serve_in_process(create_app(settings)) as client:
         assert (await client.get("/products/1")).status_code == 200
     assert (tmp_path / "catalog.sqlite3").exists()
+
+
+async def test_catalog_serves_over_real_http(database_url: str, redis_url: str) -> None:
+    """Served by uvicorn on a port, the catalog answers a real HTTP client."""
+    settings = Settings(database_url=database_url, redis_url=redis_url)
+    async with (
+        serve_on_port(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        response = await client.get("/products/1")
+    assert response.status_code == 200
+    assert "x-trace-id" in response.headers

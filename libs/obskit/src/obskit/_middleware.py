@@ -61,16 +61,24 @@ class ObservabilityMiddleware:
         response_started = False
         received = 0
 
+        refused = False
+
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
+            if received > self.max_body_bytes and not refused:
+                # Answer 413 now: FastAPI would turn an error raised while it reads
+                # the body into a vague 400. What the app sends afterwards is dropped.
+                await self._too_large()(scope, receive, send_with_headers)
+                refused = True
                 raise _BodyTooLarge
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
@@ -88,8 +96,7 @@ class ObservabilityMiddleware:
             else:
                 await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
-            if not response_started:
-                await self._too_large()(scope, receive, send_with_headers)
+            pass  # already answered
         except Exception:
             log.exception("http.unhandled_error", http_request_method=method)
             if not response_started:

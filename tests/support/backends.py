@@ -158,6 +158,10 @@ class PrivateRabbit:
         self.dir = Path(tempfile.mkdtemp(prefix="obslab-rabbit-"))
         self.node = f"obslab{self.port}@localhost"
         (self.dir / "enabled_plugins").write_text("[].\n")
+        if os.geteuid() == 0:
+            # Debian's rabbitmq-server drops to the rabbitmq user when started as root.
+            shutil.chown(self.dir, "rabbitmq", "rabbitmq")
+            shutil.chown(self.dir / "enabled_plugins", "rabbitmq", "rabbitmq")
         self.env = {
             **os.environ,
             "RABBITMQ_NODENAME": self.node,
@@ -169,6 +173,7 @@ class PrivateRabbit:
             "RABBITMQ_PID_FILE": str(self.dir / "rabbit.pid"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq"),
+            "ERL_CRASH_DUMP": str(self.dir / "erl_crash.dump"),
         }
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self.process: subprocess.Popen[bytes] | None = None
@@ -182,14 +187,15 @@ class PrivateRabbit:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        subprocess.run(
-            ["rabbitmqctl", "-n", self.node, "--timeout", "120", "await_startup"],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=150,
-        )
-        wait_for(lambda: port_open(self.port), 30, "private RabbitMQ")
+        process = self.process
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"RabbitMQ exited: see {self.dir / 'log'}")
+            return port_open(self.port)
+
+        # The AMQP port opens last in RabbitMQ's boot, once it can take messages.
+        wait_for(listening, 120, "private RabbitMQ")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -42,6 +42,7 @@ from obskit._logging import configure_logging
 from obskit._metrics import (
     HTTP_BUCKETS,
     HTTP_CLIENT_DURATION,
+    HTTP_SERVER_ACTIVE,
     HTTP_SERVER_DURATION,
     POOLS,
     observe_with_exemplar,
@@ -56,6 +57,7 @@ __all__ = [
     "EXCHANGE",
     "HTTP_BUCKETS",
     "HTTP_CLIENT_DURATION",
+    "HTTP_SERVER_ACTIVE",
     "HTTP_SERVER_DURATION",
     "POOLS",
     "REDACTED",

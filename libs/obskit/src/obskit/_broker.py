@@ -18,7 +18,9 @@ from obskit._settings import BrokerSettings
 
 async def connect_broker(settings: BrokerSettings) -> AbstractRobustConnection:
     """Connect to RabbitMQ (retrying until it answers is the caller's choice)."""
-    AioPikaInstrumentor().instrument()  # once per process; later calls do nothing
+    instrumentor = AioPikaInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:  # once per process; reconnects skip it
+        instrumentor.instrument()
     return await aio_pika.connect_robust(settings.amqp_url, timeout=5)
 
 

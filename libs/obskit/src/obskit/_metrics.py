@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import REGISTRY, Histogram
+from prometheus_client import REGISTRY, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -30,6 +30,11 @@ HTTP_SERVER_DURATION = Histogram(
     "Duration of HTTP server requests.",
     ["http_request_method", "http_route", "http_response_status_code"],
     buckets=HTTP_BUCKETS,
+)
+HTTP_SERVER_ACTIVE = Gauge(
+    "http_server_active_requests",
+    "HTTP server requests being handled right now.",
+    ["http_request_method"],
 )
 HTTP_CLIENT_DURATION = Histogram(
     "http_client_request_duration_seconds",

@@ -8,7 +8,7 @@ copy of the body per request. For each HTTP request it
 * refuses a body over ``max_body_bytes`` (413) and a body that is not JSON (415)
   before the app parses anything;
 * records ``http_server_request_duration_seconds`` by route template, with the
-  trace id as exemplar;
+  trace id as exemplar, and ``http_server_active_requests``;
 * writes one canonical log line, ``http.request`` (health and metrics polls only
   when they fail);
 * turns an unhandled exception into a 500 with the JSON error body, never a trace.
@@ -23,7 +23,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from obskit._errors import error_response
-from obskit._metrics import HTTP_SERVER_DURATION, observe_with_exemplar
+from obskit._metrics import HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION, observe_with_exemplar
 from obskit._telemetry import current_trace_id
 
 log = structlog.get_logger("obskit.http")
@@ -89,6 +89,8 @@ class ObservabilityMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
+        active = HTTP_SERVER_ACTIVE.labels(method)
+        active.inc()
         try:
             refusal = self._refusal(method, headers)
             if refusal is not None:
@@ -103,6 +105,7 @@ class ObservabilityMiddleware:
                 response = error_response(500, "internal_error", "Something went wrong.")
                 await response(scope, receive, send_with_headers)
         finally:
+            active.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             duration = time.perf_counter() - start

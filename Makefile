@@ -2,6 +2,9 @@
 .PHONY: setup test lint format up down
 
 export UV_PYTHON_DOWNLOADS := never
+# Compile the dependencies once: this machine sets PYTHONDONTWRITEBYTECODE, and every
+# service process would otherwise compile FastAPI and OpenTelemetry from source at start.
+export UV_COMPILE_BYTECODE := 1
 UV := python3 -m uv
 
 setup:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
@@ -36,6 +37,10 @@ def make_app() -> FastAPI:
     async def read_boom() -> None:
         raise RuntimeError("secret internals")
 
+    @app.get("/pool-full")
+    async def read_pool_full() -> None:
+        raise sqlalchemy.exc.TimeoutError("QueuePool limit reached")
+
     @app.get("/conflict")
     async def read_conflict() -> None:
         raise obskit.Conflict("Taken.", code="taken")
@@ -52,6 +57,15 @@ async def test_unhandled_error_is_a_json_500_without_internals() -> None:
         "error": {"code": "internal_error", "message": "Something went wrong."}
     }
     assert "secret internals" not in response.text
+
+
+async def test_a_full_database_pool_is_a_503_not_a_500() -> None:
+    """Running out of database connections is overload: 503 with Retry-After."""
+    async with serve_in_process(make_app()) as client:
+        response = await client.get("/pool-full")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "1"
 
 
 async def test_service_errors_keep_their_status_and_code() -> None:

@@ -17,6 +17,9 @@ The exceptions, as a tree (each carries its HTTP status and error ``code``)::
         ├── DownstreamUnavailable     503 unavailable       it could not be reached
         └── DownstreamTimeout         504 timeout           it did not answer in time
 
+A database that is unreachable or whose pool stays full (``sqlalchemy`` timeout,
+operational or interface errors) is overload, not a bug: 503 ``database_unavailable``.
+
 A validation error of the request (FastAPI's ``RequestValidationError``) becomes
 422 ``validation_error`` with the failing fields in ``details``, without echoing
 the input back (it may be a card number).
@@ -32,6 +35,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("obskit.errors")
@@ -148,8 +152,17 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", "The request is not valid.", details)
 
 
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("database.unavailable", error=type(exc).__name__)
+    return error_response(
+        503, "database_unavailable", "The database is not available.", headers={"retry-after": "1"}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error the app answers take the :class:`ErrorBody` shape."""
+    for database_error in (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

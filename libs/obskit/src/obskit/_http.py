@@ -94,6 +94,8 @@ class ServiceClient:
         """Send a request; a 4xx comes back, anything worse raises a DownstreamError."""
         try:
             response = await self.http.request(method, url, **kwargs)
+        except httpx.PoolTimeout as exc:  # our own pool is full: overload, not a slow peer
+            raise DownstreamUnavailable(f"No connection to {self.peer_service} is free.") from exc
         except httpx.TimeoutException as exc:
             raise DownstreamTimeout(f"{self.peer_service} did not answer in time.") from exc
         except httpx.TransportError as exc:

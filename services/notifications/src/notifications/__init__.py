@@ -1,1 +1,1 @@
-"""The notifications service of the obslab shop."""
+"""The notifications worker of the obslab shop: order events in, emails (simulated) out."""

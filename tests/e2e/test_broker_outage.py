@@ -30,8 +30,13 @@ def test_every_accepted_order_is_notified_exactly_once_across_a_broker_outage(
 ) -> None:
     """Orders keep being accepted while the broker is down; once it is back, every one
     of them is published from the outbox and notified exactly once."""
-    stack = Stack(postgres_url=backends.postgres_url, redis_url=f"{backends.redis_url}/13",
-                  amqp_url=rabbit.url, otlp_endpoint=otlp.endpoint, log_dir=tmp_path)
+    stack = Stack(
+        postgres_url=backends.postgres_url,
+        redis_url=f"{backends.redis_url}/13",
+        amqp_url=rabbit.url,
+        otlp_endpoint=otlp.endpoint,
+        log_dir=tmp_path,
+    )
     accepted: list[str] = []
     refused: list[str] = []
     done = threading.Event()
@@ -64,8 +69,10 @@ def test_every_accepted_order_is_notified_exactly_once_across_a_broker_outage(
         orders, notifications = stack.urls["orders"], stack.urls["notifications"]
 
         def all_notified() -> bool:
-            return all(httpx.get(f"{orders}/orders/{order_id}").json()["notified_at"]
-                       for order_id in accepted)
+            return all(
+                httpx.get(f"{orders}/orders/{order_id}").json()["notified_at"]
+                for order_id in accepted
+            )
 
         wait_for(all_notified, 120, "every accepted order notified")
         for order_id in accepted:

@@ -50,8 +50,11 @@ def test_one_checkout_is_one_trace_with_its_logs(shop: Stack, otlp: OTLPReceiver
     roots = [span for span in spans if span.parent_span_id not in ids]
     assert len(roots) == 1 and roots[0].service == "gateway"
 
-    wait_for(lambda: len({r.service for r in otlp.logs_of(trace_id)}) >= 4, 30,
-             "OTLP log records of four services")
+    wait_for(
+        lambda: len({r.service for r in otlp.logs_of(trace_id)}) >= 4,
+        30,
+        "OTLP log records of four services",
+    )
     for service in ("gateway", "orders", "payments", "notifications"):
         lines = [line for line in shop.logs(service) if line.get("trace_id") == trace_id]
         assert lines, f"no log line of {service} carries the trace id"
@@ -77,9 +80,9 @@ def test_concurrent_orders_for_the_last_items_never_oversell(shop: Stack) -> Non
     assert httpx.put(f"{inventory}/stock/7", json={"available": 5}).status_code == 200
 
     with ThreadPoolExecutor(max_workers=20) as pool:
-        responses = list(pool.map(
-            lambda _: place_order(gateway, [{"product_id": 7, "quantity": 1}]), range(20)
-        ))
+        responses = list(
+            pool.map(lambda _: place_order(gateway, [{"product_id": 7, "quantity": 1}]), range(20))
+        )
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] * 5 + [409] * 15
@@ -89,8 +92,12 @@ def test_concurrent_orders_for_the_last_items_never_oversell(shop: Stack) -> Non
 def test_same_idempotency_key_never_charges_twice(shop: Stack) -> None:
     """A client retrying with the same Idempotency-Key gets the same order back."""
     gateway = shop.urls["gateway"]
-    first = place_order(gateway, [{"product_id": 3, "quantity": 1}], **{"Idempotency-Key": "k-e2e-1"})
-    again = place_order(gateway, [{"product_id": 3, "quantity": 1}], **{"Idempotency-Key": "k-e2e-1"})
+    first = place_order(
+        gateway, [{"product_id": 3, "quantity": 1}], **{"Idempotency-Key": "k-e2e-1"}
+    )
+    again = place_order(
+        gateway, [{"product_id": 3, "quantity": 1}], **{"Idempotency-Key": "k-e2e-1"}
+    )
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
     charge = httpx.get(f"{shop.urls['payments']}/charges/{first.json()['id']}").json()

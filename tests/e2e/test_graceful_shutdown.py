@@ -19,8 +19,9 @@ pytestmark = pytest.mark.e2e
 
 def active_posts(url: str) -> float:
     metrics = httpx.get(f"{url}/metrics", timeout=5).text
-    found = re.search(r'^http_server_active_requests\{http_request_method="POST"\} (\S+)$',
-                      metrics, re.MULTILINE)
+    found = re.search(
+        r'^http_server_active_requests\{http_request_method="POST"\} (\S+)$', metrics, re.MULTILINE
+    )
     return float(found.group(1)) if found else 0.0
 
 
@@ -29,14 +30,23 @@ def test_sigterm_finishes_the_charge_in_flight_and_exports_its_spans(
 ) -> None:
     """A charge that is waiting on a slow bank when payments gets SIGTERM still completes
     with 201, the process exits cleanly, and its spans reach the collector."""
-    stack = Stack(postgres_url=backends.postgres_url, redis_url=f"{backends.redis_url}/13",
-                  amqp_url=backends.amqp_url, otlp_endpoint=otlp.endpoint, log_dir=tmp_path,
-                  env={"OBSLAB_BANK_LATENCY_MS": "1500", "OBSLAB_BANK_LATENCY_JITTER": "0"})
+    stack = Stack(
+        postgres_url=backends.postgres_url,
+        redis_url=f"{backends.redis_url}/13",
+        amqp_url=backends.amqp_url,
+        otlp_endpoint=otlp.endpoint,
+        log_dir=tmp_path,
+        env={"OBSLAB_BANK_LATENCY_MS": "1500", "OBSLAB_BANK_LATENCY_JITTER": "0"},
+    )
     try:
         stack.start("payments")
         url = stack.urls["payments"]
-        charge = {"order_id": str(uuid.uuid4()), "amount_cents": 1200, "currency": "USD",
-                  "card": {"number": "4242424242424242", "expiry": "12/39", "cvc": "123"}}
+        charge = {
+            "order_id": str(uuid.uuid4()),
+            "amount_cents": 1200,
+            "currency": "USD",
+            "card": {"number": "4242424242424242", "expiry": "12/39", "cvc": "123"},
+        }
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(httpx.post, f"{url}/charges", json=charge, timeout=30)
             wait_for(lambda: active_posts(url) >= 1, 15, "the charge in flight")

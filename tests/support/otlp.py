@@ -28,8 +28,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind in ("string_value", "bool_value", "int_value",
-                                            "double_value") else str(value)
+    return (
+        getattr(value, kind)
+        if kind in ("string_value", "bool_value", "int_value", "double_value")
+        else str(value)
+    )
 
 
 def _attributes(items: list[KeyValue]) -> dict[str, Any]:
@@ -102,16 +105,18 @@ class OTLPReceiver:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     with self._lock:
-                        self.spans.append(Span(
-                            service=service,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex(),
-                            name=span.name,
-                            kind=span.kind,
-                            attributes=_attributes(span.attributes),
-                            links=[link.trace_id.hex() for link in span.links],
-                        ))
+                        self.spans.append(
+                            Span(
+                                service=service,
+                                trace_id=span.trace_id.hex(),
+                                span_id=span.span_id.hex(),
+                                parent_span_id=span.parent_span_id.hex(),
+                                name=span.name,
+                                kind=span.kind,
+                                attributes=_attributes(span.attributes),
+                                links=[link.trace_id.hex() for link in span.links],
+                            )
+                        )
 
     def _add_logs(self, body: bytes) -> None:
         request = ExportLogsServiceRequest.FromString(body)
@@ -120,13 +125,15 @@ class OTLPReceiver:
             for scope_logs in resource_logs.scope_logs:
                 for record in scope_logs.log_records:
                     with self._lock:
-                        self.logs.append(LogRecord(
-                            service=service,
-                            trace_id=record.trace_id.hex(),
-                            span_id=record.span_id.hex(),
-                            body=str(_value(record.body)),
-                            attributes=_attributes(record.attributes),
-                        ))
+                        self.logs.append(
+                            LogRecord(
+                                service=service,
+                                trace_id=record.trace_id.hex(),
+                                span_id=record.span_id.hex(),
+                                body=str(_value(record.body)),
+                                attributes=_attributes(record.attributes),
+                            )
+                        )
 
     def trace(self, trace_id: str) -> list[Span]:
         with self._lock:

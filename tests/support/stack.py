@@ -76,16 +76,21 @@ class Stack:
     def start(self, service: str, timeout: float = 60) -> None:
         log = (self.log_dir / f"{service}.log").open("ab")
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", service], env=self.env_for(service),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", service],
+            env=self.env_for(service),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for(lambda: self.ready(service), timeout, f"{service} (log: {log.name})")
 
     def ready(self, service: str) -> bool:
         process = self.processes[service]
         if process.poll() is not None:
-            raise RuntimeError(f"{service} exited with {process.returncode}: "
-                               f"see {self.log_dir / (service + '.log')}")
+            raise RuntimeError(
+                f"{service} exited with {process.returncode}: "
+                f"see {self.log_dir / (service + '.log')}"
+            )
         try:
             return httpx.get(f"{self.urls[service]}/health/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -118,7 +123,12 @@ class Stack:
                 self.stop(service)
         for service in ORDER:
             subprocess.run(
-                ["psql", f"{self.postgres_url}/postgres", "-qc",
-                 f'DROP DATABASE IF EXISTS "{self.database(service)}" WITH (FORCE)'],
-                capture_output=True, check=False,
+                [
+                    "psql",
+                    f"{self.postgres_url}/postgres",
+                    "-qc",
+                    f'DROP DATABASE IF EXISTS "{self.database(service)}" WITH (FORCE)',
+                ],
+                capture_output=True,
+                check=False,
             )

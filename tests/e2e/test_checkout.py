@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.support.backends import wait_for
-from tests.support.otlp import OTLPReceiver
+from tests.support.otlp import OTLPReceiver, Span
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -45,10 +45,15 @@ def test_one_checkout_is_one_trace_with_its_logs(shop: Stack, otlp: OTLPReceiver
     spans = otlp.wait_for_trace(trace_id, CHAIN, timeout=30)
     assert {span.service for span in spans} >= CHAIN
 
-    # Every span of the trace hangs off another span of it, except the one root.
-    ids = {span.span_id for span in spans}
-    roots = [span for span in spans if span.parent_span_id not in ids]
-    assert len(roots) == 1 and roots[0].service == "gateway"
+    # Every span of the trace hangs off another span of it, except the one root. A parent
+    # ends (and is exported) after its children, so wait for the trace to be whole.
+    def roots() -> list[Span]:
+        spans = otlp.trace(trace_id)
+        ids = {span.span_id for span in spans}
+        return [span for span in spans if span.parent_span_id not in ids]
+
+    wait_for(lambda: len(roots()) == 1, 30, "every span's parent")
+    assert roots()[0].service == "gateway"
 
     wait_for(
         lambda: len({r.service for r in otlp.logs_of(trace_id)}) >= 4,

@@ -7,7 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Ids are PostgreSQL ``integer``s: a larger number is refused as invalid, not a 500.
 ProductId = Annotated[int, Field(ge=1, le=2_147_483_647)]
-PriceCents = Annotated[int, Field(ge=0, le=100_000_000)]
+# The most one order line may cost: payments charges at most 10_000_000 cents.
+PriceCents = Annotated[int, Field(ge=0, le=10_000_000)]
 
 
 class ProductCreate(BaseModel):

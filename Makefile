@@ -9,7 +9,7 @@ UV := python3 -m uv
 
 setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@scripts/ensure-system-packages
+	@scripts/ensure-system-packages lab
 	@$(UV) sync --all-packages --frozen --quiet
 
 test: setup
@@ -24,6 +24,8 @@ format: setup
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
-up down:
-	@echo "make $@ arrives with the native lab (issue 3). Until then, run a service with" \
-	      "'uv run python -m catalog' (see README.md)." >&2; exit 1
+up: setup
+	$(UV) run obslab up
+
+down: setup
+	$(UV) run obslab down

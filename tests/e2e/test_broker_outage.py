@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_checkout import place_order
-from tests.support.backends import Backends, PrivateRabbit, wait_for
+from tests.support.backends import Backends, PrivateServer, private_rabbit, wait_for
 from tests.support.otlp import OTLPReceiver
 from tests.support.stack import Stack
 
@@ -18,15 +18,15 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def rabbit() -> Iterator[PrivateRabbit]:
+def rabbit() -> Iterator[PrivateServer]:
     """A RabbitMQ of this test's own, since the test stops it."""
-    broker = PrivateRabbit()
+    broker = private_rabbit()
     yield broker
     broker.destroy()
 
 
 def test_every_accepted_order_is_notified_exactly_once_across_a_broker_outage(
-    backends: Backends, otlp: OTLPReceiver, rabbit: PrivateRabbit, tmp_path: Path
+    backends: Backends, otlp: OTLPReceiver, rabbit: PrivateServer, tmp_path: Path
 ) -> None:
     """Orders keep being accepted while the broker is down; once it is back, every one
     of them is published from the outbox and notified exactly once."""

@@ -2,24 +2,27 @@
 
 A backend already listening where the machine runs it (or where
 ``OBSLAB_TEST_POSTGRES_URL`` / ``OBSLAB_TEST_REDIS_URL`` / ``OBSLAB_TEST_AMQP_URL``
-point) is used as it is; a missing one is started privately, from the binaries on
-PATH, on a free port, with its data in a temporary folder, and stopped at the end.
-Tests that must stop a broker (outage tests) always start a private RabbitMQ.
+point) is used as it is; a missing one is started privately, the way the native lab
+starts it (:mod:`obslab.servers`), on a free port with its data in a temporary
+folder, and stopped at the end. Tests that must stop a broker (outage tests)
+always start a private RabbitMQ.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from obslab import servers
+from obslab.process import Process, free_port, port_open, start_and_wait, stop_group, wait_for
+
+__all__ = ["Backends", "PrivateServer", "free_port", "port_open", "private_rabbit", "wait_for"]
 
 DEFAULTS = {
     "postgres": "postgresql://postgres@127.0.0.1:5432",
@@ -28,26 +31,45 @@ DEFAULTS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class PrivateServer:
+    """A server of the tests' own, which a test may stop and start again.
+
+    Its data folder outlives a stop, so a restarted PostgreSQL or RabbitMQ keeps its
+    databases, durable queues and persistent messages, as a real server would.
+    """
+
+    def __init__(self, make: Callable[[Path], Process]) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="obslab-test-"))
+        self.dir.chmod(0o755)  # PostgreSQL and RabbitMQ run as their own users
+        self.process = make(self.dir)
+        self.url = self.process.url
+        self.pid: int | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.pid = start_and_wait(self.process, self.dir / "server.log").pid
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            stop_group(self.pid)
+            self.pid = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
+def private_rabbit() -> PrivateServer:
+    return PrivateServer(
+        lambda folder: servers.rabbitmq(folder / "data", free_port(), free_port(), None)
+    )
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
-    """Poll ``condition`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+STARTERS: dict[str, Callable[[], PrivateServer]] = {
+    "postgres": lambda: PrivateServer(lambda f: servers.postgres(f / "data", free_port())),
+    "redis": lambda: PrivateServer(lambda f: servers.redis(f / "data", free_port())),
+    "amqp": private_rabbit,
+}
 
 
 def _reachable(url: str) -> bool:
@@ -55,182 +77,23 @@ def _reachable(url: str) -> bool:
     return parts.port is not None and port_open(parts.port, parts.hostname or "127.0.0.1")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster; it runs as the ``postgres`` user (never as root)."""
-
-    def __init__(self) -> None:
-        bindir = next(sorted(Path("/usr/lib/postgresql").glob("*/bin")).__reversed__(), None)
-        if bindir is None:
-            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="obslab-pg-"))
-        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        subprocess.run(
-            [
-                *as_postgres,
-                str(bindir / "initdb"),
-                "-D",
-                str(self.dir / "data"),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        self.process = subprocess.Popen(
-            [
-                *as_postgres,
-                str(bindir / "postgres"),
-                "-D",
-                str(self.dir / "data"),
-                "-p",
-                str(self.port),
-                "-k",
-                str(self.dir),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=300",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for(lambda: port_open(self.port), 60, "private PostgreSQL")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        _stop(self.process)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class PrivateRedis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for(lambda: port_open(self.port), 30, "private Redis")
-        self.url = f"redis://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        _stop(self.process)
-
-
-class PrivateRabbit:
-    """A RabbitMQ node of our own, which a test may stop and start again.
-
-    Its data folder outlives a stop, so durable queues and persistent messages
-    survive a restart, as they would on a real broker.
-    """
-
-    def __init__(self) -> None:
-        self.port, self.dist_port = free_port(), free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="obslab-rabbit-"))
-        self.node = f"obslab{self.port}@localhost"
-        (self.dir / "enabled_plugins").write_text("[].\n")
-        if os.geteuid() == 0:
-            # Debian's rabbitmq-server drops to the rabbitmq user when started as root.
-            shutil.chown(self.dir, "rabbitmq", "rabbitmq")
-            shutil.chown(self.dir / "enabled_plugins", "rabbitmq", "rabbitmq")
-        self.env = {
-            **os.environ,
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
-            "RABBITMQ_PID_FILE": str(self.dir / "rabbit.pid"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq"),
-            "ERL_CRASH_DUMP": str(self.dir / "erl_crash.dump"),
-        }
-        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["rabbitmq-server"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        process = self.process
-
-        def listening() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"RabbitMQ exited: see {self.dir / 'log'}")
-            return port_open(self.port)
-
-        # The AMQP port opens last in RabbitMQ's boot, once it can take messages.
-        wait_for(listening, 120, "private RabbitMQ")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            subprocess.run(
-                ["rabbitmqctl", "-n", self.node, "stop"],
-                env=self.env,
-                capture_output=True,
-                timeout=60,
-            )
-            _stop(self.process)
-            self.process = None
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class Backends:
     """The three backends of a test session, shared or private."""
 
     def __init__(self) -> None:
-        self._private: list[PrivatePostgres | PrivateRedis | PrivateRabbit] = []
+        self._private: dict[str, PrivateServer] = {}
         self._spare_vhosts: list[str] = []
         self._used_vhosts: list[str] = []
-        self.postgres_url = self._pick("postgres", PrivatePostgres)
-        self.redis_url = self._pick("redis", PrivateRedis)
-        self.amqp_url = self._pick("amqp", PrivateRabbit)
+        self.postgres_url = self._pick("postgres")
+        self.redis_url = self._pick("redis")
+        self.amqp_url = self._pick("amqp")
 
-    def _pick(self, name: str, start) -> str:  # type: ignore[no-untyped-def]
+    def _pick(self, name: str) -> str:
         url = os.environ.get(f"OBSLAB_TEST_{name.upper()}_URL", DEFAULTS[name])
         if _reachable(url):
             return url
-        backend = start()
-        self._private.append(backend)
-        return str(backend.url)
+        self._private[name] = STARTERS[name]()
+        return self._private[name].url
 
     def new_vhost(self) -> str:
         """Return the AMQP URL of an empty RabbitMQ virtual host of its own.
@@ -263,11 +126,12 @@ class Backends:
         )
 
     def _rabbitmqctl(self, *command: str) -> None:
-        rabbit = next((b for b in self._private if isinstance(b, PrivateRabbit)), None)
-        node = ["-n", rabbit.node] if rabbit else []
+        rabbit = self._private.get("amqp")
+        env = {**os.environ, **rabbit.process.env} if rabbit else None
+        node = ["-n", rabbit.process.env["RABBITMQ_NODENAME"]] if rabbit else []
         subprocess.run(
             ["rabbitmqctl", *node, *command],
-            env=rabbit.env if rabbit else None,
+            env=env,
             check=True,
             capture_output=True,
             timeout=60,
@@ -277,5 +141,5 @@ class Backends:
         names = self._used_vhosts + self._spare_vhosts
         if names and _reachable(self.amqp_url):
             self._for_each_vhost(names, 'rabbit_vhost:delete(V, <<"obslab-tests">>)')
-        for backend in self._private:
-            backend.destroy() if isinstance(backend, PrivateRabbit) else backend.stop()
+        for server in self._private.values():
+            server.destroy()

@@ -1,0 +1,1 @@
+"""obslab: the command that runs the native lab: the shop and its monitoring as processes."""

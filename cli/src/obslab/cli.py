@@ -1,0 +1,206 @@
+"""``obslab``: run the native lab. ``obslab up``, ``down``, ``status``, ``logs``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from obslab.lab import LabSettings, plan
+from obslab.process import group_alive, healthy, stop_group
+from obslab.servers import MissingBinary
+
+app = typer.Typer(
+    help="The obslab native lab: the shop and its monitoring as processes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _state(settings: LabSettings) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(settings.path("state.json").read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _supervisor_alive(state: dict[str, Any] | None) -> bool:
+    return (
+        bool(state)
+        and state.get("status") != "stopped"
+        and group_alive(int(state["supervisor_pid"]))
+    )  # type: ignore[index]
+
+
+def _clean_leftovers(state: dict[str, Any] | None) -> None:
+    """After a crash or kill -9, stop whatever the last supervisor left running."""
+    for entry in (state or {}).get("components", {}).values():
+        pid = entry.get("pid")
+        if pid and group_alive(pid):
+            stop_group(pid)
+
+
+def _report(settings: LabSettings) -> dict[str, Any]:
+    state = _state(settings) or {"components": {}}
+    running = _supervisor_alive(state)
+    components = [
+        {
+            "name": name,
+            "pid": entry.get("pid"),
+            "url": entry.get("url", ""),
+            "status": entry.get("status"),
+            "health": "healthy"
+            if running and healthy(entry["health"])
+            else "unhealthy"
+            if running
+            else "stopped",
+            "restarts": entry.get("restarts", 0),
+            "log": entry.get("log"),
+        }
+        for name, entry in state["components"].items()
+    ]
+    return {
+        "mode": "native",
+        "running": running,
+        "runtime_dir": str(settings.path()),
+        "components": components,
+    }
+
+
+def _table(report: dict[str, Any]) -> Table:
+    table = Table(title="obslab native lab")
+    for column in ("component", "health", "restarts", "where"):
+        table.add_column(column)
+    for c in report["components"]:
+        colour = "green" if c["health"] == "healthy" else "red"
+        table.add_row(c["name"], f"[{colour}]{c['health']}[/]", str(c["restarts"]), c["url"])
+    return table
+
+
+@app.command()
+def up(
+    otlp: Annotated[
+        str, typer.Option(help="Send every service's traces and logs here (OTLP/HTTP).")
+    ] = "",
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for everything to be ready.")
+    ] = 300,
+) -> None:
+    """Start the shop, its backends, nginx, Prometheus and Alertmanager; wait until ready."""
+    settings = LabSettings(**({"otlp_endpoint": otlp} if otlp else {}))
+    state = _state(settings)
+    if _supervisor_alive(state):
+        console.print("The lab is already running.")
+        console.print(_table(_report(settings)))
+        return
+    _clean_leftovers(state)
+    try:
+        expected = [process.name for process in plan(settings)]  # fails early on a missing binary
+    except MissingBinary as exc:
+        errors.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+
+    settings.path("logs").mkdir(parents=True, exist_ok=True)
+    settings.path("state.json").unlink(missing_ok=True)
+    env = {**os.environ, **({"OBSLAB_LAB_OTLP_ENDPOINT": otlp} if otlp else {})}
+    with settings.path("logs", "supervisor.log").open("ab") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "obslab.supervisor", str(settings.path())],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    started = time.monotonic()
+    with console.status("Starting the lab ...") as progress:
+        while True:
+            state = _state(settings) or {"components": {}, "status": "starting"}
+            ready = [n for n, c in state["components"].items() if c.get("status") == "running"]
+            progress.update(
+                f"Starting the lab: {len(ready)}/{len(expected)} ready"
+                f" ({time.monotonic() - started:.0f}s)"
+            )
+            if state.get("status") == "running":
+                break
+            failed = [(n, c) for n, c in state["components"].items() if c["status"] == "failed"]
+            if failed or supervisor.poll() is not None or time.monotonic() - started > timeout:
+                for name, entry in failed:
+                    errors.print(f"[red]{name} did not start:[/] {entry.get('error')}")
+                errors.print(f"See the logs in {settings.path('logs')}.")
+                stop_group(supervisor.pid)
+                raise typer.Exit(1)
+            time.sleep(0.25)
+    elapsed = time.monotonic() - started
+    console.print(_table(_report(settings)))
+    console.print(
+        f"Ready in {elapsed:.1f}s. Try:\n"
+        f"  curl -s 127.0.0.1:{settings.edge_port}/api/products\n"
+        f"  open http://127.0.0.1:{settings.prometheus_port}/targets"
+    )
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `obslab up` started, and only that."""
+    settings = LabSettings()
+    state = _state(settings)
+    if not _supervisor_alive(state):
+        _clean_leftovers(state)
+        console.print("The lab is not running.")
+        return
+    assert state is not None
+    stop_group(int(state["supervisor_pid"]), timeout=120)
+    _clean_leftovers(_state(settings))
+    console.print("The lab is stopped.")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
+) -> None:
+    """Show each component's health and where to open it."""
+    report = _report(LabSettings())
+    if as_json:
+        print(json.dumps(report, indent=2))
+    elif not report["running"]:
+        console.print("The lab is not running: start it with `make up`.")
+    else:
+        console.print(_table(report))
+
+
+@app.command()
+def logs(
+    component: Annotated[str, typer.Argument(help="gateway-1, orders, postgres, prometheus, ...")],
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", "-f")] = True,
+    lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+) -> None:
+    """Show (and follow) the log of one component."""
+    settings = LabSettings()
+    path: Path = settings.path("logs", f"{component}.log")
+    if not path.exists():
+        known = sorted(p.stem for p in settings.path("logs").glob("*.log"))
+        errors.print(
+            f"No log for {component!r}. Known: {', '.join(known) or 'none (is the lab up?)'}"
+        )
+        raise typer.Exit(2)
+    with path.open() as log:
+        for line in log.readlines()[-lines:]:
+            print(line, end="")
+        while follow:
+            line = log.readline()
+            if line:
+                print(line, end="", flush=True)
+            else:
+                time.sleep(0.2)

@@ -1,0 +1,201 @@
+"""The native lab: which processes make it, on which ports, with which configs.
+
+:func:`plan` turns :class:`LabSettings` into the ordered list of processes the
+supervisor starts (each one ready before the next), and writes the configs they
+read (Prometheus' target lists, nginx's config) into the runtime folder.
+
+Default ports sit away from the standard ports of system services, so the lab
+runs beside a machine's own PostgreSQL, Redis, RabbitMQ or Prometheus:
+
+==============  =====  ============================================
+edge (nginx)     8000  the shop's public API: http://127.0.0.1:8000/api/products
+gateway          8100  and 8106: two replicas behind nginx
+catalog …        8101  orders 8102, inventory 8103, payments 8104, notifications 8105
+prometheus      18090  alertmanager 18093
+postgres        18432  redis 18379, rabbitmq 18672 (its metrics 18692)
+==============  =====  ============================================
+
+Every port is an ``OBSLAB_LAB_*_PORT`` variable (``OBSLAB_LAB_EDGE_PORT=9000``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from obslab import servers
+from obslab.process import Process
+
+REPO = Path(__file__).resolve().parents[3]
+OBSERVABILITY = REPO / "observability"
+SERVICES = ["catalog", "inventory", "payments", "orders", "notifications"]
+CALLS = {
+    "gateway": ["catalog", "orders"],
+    "orders": ["inventory", "payments"],
+    "notifications": ["orders"],
+}
+
+
+class LabSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OBSLAB_LAB_", extra="ignore")
+
+    runtime_dir: Path = Path(".obslab/run")
+    edge_port: int = 8000
+    nginx_status_port: int = 18080
+    nginx_exporter_port: int = 18113
+    gateway_ports: tuple[int, int] = (8100, 8106)
+    catalog_port: int = 8101
+    orders_port: int = 8102
+    inventory_port: int = 8103
+    payments_port: int = 8104
+    notifications_port: int = 8105
+    prometheus_port: int = 18090
+    alertmanager_port: int = 18093
+    postgres_port: int = 18432
+    redis_port: int = 18379
+    redis_exporter_port: int = 18121
+    rabbitmq_port: int = 18672
+    rabbitmq_dist_port: int = 18673
+    rabbitmq_metrics_port: int = 18692
+    #: Use these servers instead of starting private ones.
+    postgres_url: str = ""
+    redis_url: str = ""
+    amqp_url: str = ""
+    #: Where every service sends traces and logs (OTLP/HTTP); none when empty.
+    otlp_endpoint: str = ""
+
+    def port_of(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def path(self, *parts: str) -> Path:
+        return self.runtime_dir.resolve().joinpath(*parts)
+
+
+def _render(template: Path, target: Path, values: dict[str, int]) -> Path:
+    text = template.read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return target
+
+
+def _targets(directory: Path, name: str, groups: list[dict[str, object]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(groups, indent=2))
+
+
+def plan(settings: LabSettings) -> list[Process]:
+    """The processes of the lab in start order, with their configs written."""
+    s = settings
+    processes: list[Process] = []
+    postgres_url, redis_url, amqp_url = s.postgres_url, s.redis_url, s.amqp_url
+    if not postgres_url:
+        pg = servers.postgres(s.path("data", "postgres"), s.postgres_port)
+        processes.append(pg)
+        postgres_url = pg.url
+    if not redis_url:
+        redis = servers.redis(s.path("data", "redis"), s.redis_port)
+        processes.append(redis)
+        redis_url = redis.url + "/0"
+    if not amqp_url:
+        rabbit = servers.rabbitmq(
+            s.path("data", "rabbitmq"),
+            s.rabbitmq_port,
+            s.rabbitmq_dist_port,
+            s.rabbitmq_metrics_port,
+        )
+        processes.append(rabbit)
+        amqp_url = rabbit.url
+
+    urls = {name: f"http://127.0.0.1:{s.port_of(name)}" for name in SERVICES}
+    common = {
+        "OBSLAB_REDIS_URL": redis_url,
+        "OBSLAB_AMQP_URL": amqp_url,
+        "OBSLAB_LOG_FORMAT": "json",
+        "OBSLAB_DATA_DIR": str(s.path("data", "sqlite")),
+    }
+    if s.otlp_endpoint:
+        common["OTEL_EXPORTER_OTLP_ENDPOINT"] = s.otlp_endpoint
+    scrape: list[dict[str, object]] = []
+
+    def env_for(service: str) -> dict[str, str]:
+        env = dict(common)
+        if service != "gateway":  # stateless: it has no database
+            env["OBSLAB_DATABASE_URL"] = f"{postgres_url}/obslab_{service}"
+        for callee in CALLS.get(service, []):
+            env[f"OBSLAB_{callee.upper()}_URL"] = urls[callee]
+        return env
+
+    for service in SERVICES:
+        port = s.port_of(service)
+        processes.append(servers.service(service, port, env_for(service)))
+        scrape.append({"targets": [f"127.0.0.1:{port}"], "labels": {"service": service}})
+    for replica, port in enumerate(s.gateway_ports, start=1):
+        processes.append(
+            servers.service("gateway", port, env_for("gateway"), instance=f"gateway-{replica}")
+        )
+        scrape.append(
+            {
+                "targets": [f"127.0.0.1:{port}"],
+                "labels": {"service": "gateway", "replica": f"gateway-{replica}"},
+            }
+        )
+
+    nginx_conf = _render(
+        OBSERVABILITY / "nginx" / "nginx.conf",
+        s.path("nginx", "nginx.conf"),
+        {
+            "edge_port": s.edge_port,
+            "status_port": s.nginx_status_port,
+            "gateway_1_port": s.gateway_ports[0],
+            "gateway_2_port": s.gateway_ports[1],
+        },
+    )
+    for folder in ("logs", "tmp"):
+        s.path("nginx", folder).mkdir(parents=True, exist_ok=True)
+    processes.append(servers.nginx(nginx_conf, s.path("nginx"), s.edge_port))
+    processes.append(
+        servers.nginx_exporter(
+            f"http://127.0.0.1:{s.nginx_status_port}/stub_status", s.nginx_exporter_port
+        )
+    )
+
+    targets = s.path("prometheus", "targets")
+    _targets(targets, "services", scrape)
+    _targets(targets, "nginx", [{"targets": [f"127.0.0.1:{s.nginx_exporter_port}"]}])
+    _targets(
+        targets,
+        "rabbitmq",
+        [{"targets": [f"127.0.0.1:{s.rabbitmq_metrics_port}"]}] if not s.amqp_url else [],
+    )
+    redis_exporter = servers.redis_exporter(redis_url, s.redis_exporter_port)
+    if redis_exporter is not None:
+        processes.append(redis_exporter)
+    _targets(
+        targets,
+        "redis",
+        [{"targets": [f"127.0.0.1:{s.redis_exporter_port}"]}] if redis_exporter is not None else [],
+    )
+    _targets(targets, "prometheus", [{"targets": [f"127.0.0.1:{s.prometheus_port}"]}])
+    _targets(targets, "alertmanager", [{"targets": [f"127.0.0.1:{s.alertmanager_port}"]}])
+
+    am_config = s.path("alertmanager", "alertmanager.yml")
+    am_config.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(OBSERVABILITY / "alertmanager" / "alertmanager.yml", am_config)
+    processes.append(
+        servers.alertmanager(am_config, s.path("data", "alertmanager"), s.alertmanager_port)
+    )
+
+    prom_dir = s.path("prometheus")
+    shutil.copyfile(OBSERVABILITY / "prometheus" / "prometheus.yml", prom_dir / "prometheus.yml")
+    shutil.copytree(OBSERVABILITY / "prometheus" / "rules", prom_dir / "rules", dirs_exist_ok=True)
+    processes.append(
+        servers.prometheus(
+            prom_dir / "prometheus.yml", s.path("data", "prometheus"), s.prometheus_port
+        )
+    )
+    return processes

@@ -1,0 +1,134 @@
+"""Starting, watching and stopping the processes of the lab.
+
+A :class:`Process` says how to run one program: its command, environment, a
+``prepare`` step run before it starts (``initdb``, say) and how to tell it is
+ready. The supervisor and the tests both start processes through it.
+Each process leads its own session (process group), so stopping it stops every
+child it spawned (RabbitMQ's Erlang VM, nginx's workers) and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def healthy(health: str) -> bool:
+    """Probe ``tcp://host:port`` (it accepts a connection) or an HTTP URL (it answers 200)."""
+    if health.startswith("tcp://"):
+        host, port = health.removeprefix("tcp://").rsplit(":", 1)
+        return port_open(int(port), host)
+    return http_ok(health)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it is true; raise TimeoutError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    #: How to tell it is ready: ``tcp://127.0.0.1:5432`` or ``http://…/health/ready``.
+    health: str
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[], None] | None = None
+    #: Where a person opens it, shown by ``obslab status``.
+    url: str = ""
+    #: The user it runs as, when started by root (PostgreSQL refuses to run as root).
+    user: str | None = None
+    #: Seconds to wait for ``ready`` after a start.
+    start_timeout: float = 60.0
+
+
+def start(process: Process, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``process`` in a session of its own, its output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = process.argv
+    if process.user and os.geteuid() == 0:
+        argv = ["runuser", "-u", process.user, "--", *argv]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, **process.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def start_and_wait(process: Process, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``process`` and wait until it is ready; raise with the log's path if it dies."""
+    if process.prepare is not None:
+        process.prepare()
+    popen = start(process, log_path)
+
+    def ready() -> bool:
+        if popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {popen.returncode}: see {log_path}")
+        return healthy(process.health)
+
+    try:
+        wait_for(ready, process.start_timeout, process.name)
+    except BaseException:
+        stop_group(popen.pid)
+        raise
+    return popen
+
+
+def group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_group(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM the process group led by ``pid``; SIGKILL what is left after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while group_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is ours, so it stops being alive
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from obslab.lab import LabSettings, plan
-from obslab.process import group_alive, healthy, stop_group
+from obslab.process import group_alive, healthy, stop_group, stop_groups
 from obslab.servers import MissingBinary
 
 app = typer.Typer(
@@ -44,10 +44,8 @@ def _supervisor_alive(state: dict[str, Any] | None) -> bool:
 
 def _clean_leftovers(state: dict[str, Any] | None) -> None:
     """After a crash or kill -9, stop whatever the last supervisor left running."""
-    for entry in (state or {}).get("components", {}).values():
-        pid = entry.get("pid")
-        if pid and group_alive(pid):
-            stop_group(pid)
+    entries = (state or {}).get("components", {}).values()
+    stop_groups([e["pid"] for e in entries if e.get("pid") and group_alive(e["pid"])])
 
 
 def _report(settings: LabSettings) -> dict[str, Any]:

@@ -111,24 +111,49 @@ def start_and_wait(process: Process, log_path: Path) -> subprocess.Popen[bytes]:
     return popen
 
 
-def group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still running (zombies do not count).
+
+    A zombie is dead but still answers signals until its parent reaps it; orphans of
+    a killed supervisor may never be reaped where PID 1 does not reap (containers).
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():  # macOS: no /proc, ask the kernel
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # it ended while we looked
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
 
 
 def stop_group(pid: int, timeout: float = 20.0) -> None:
     """SIGTERM the process group led by ``pid``; SIGKILL what is left after ``timeout``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+    stop_groups([pid], timeout)
+
+
+def stop_groups(pids: list[int], timeout: float = 20.0) -> None:
+    """Stop several process groups at once: SIGTERM to all, then wait, then SIGKILL."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while group_alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it if it is ours, so it stops being alive
+    while time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is ours, so it stops being alive
+        if not any(group_alive(pid) for pid in pids):
+            break
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)

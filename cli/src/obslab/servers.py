@@ -54,7 +54,7 @@ def _own(path: Path, user: str) -> None:
 
 
 def postgres(data_dir: Path, port: int) -> Process:
-    postgres_bin = Path(require("postgres"))
+    postgres_bin = Path(require("postgres")).resolve()  # initdb lies beside the real one
 
     def prepare() -> None:
         if (data_dir / "PG_VERSION").exists():
@@ -62,7 +62,7 @@ def postgres(data_dir: Path, port: int) -> Process:
         data_dir.mkdir(parents=True, exist_ok=True)
         _own(data_dir, "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run(
+        initdb = subprocess.run(
             [
                 *as_postgres,
                 str(postgres_bin.parent / "initdb"),
@@ -74,9 +74,11 @@ def postgres(data_dir: Path, port: int) -> Process:
                 "trust",
                 "--no-sync",
             ],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed: {initdb.stderr.strip()}")
 
     return Process(
         name="postgres",

@@ -103,7 +103,8 @@ def up(
         return
     _clean_leftovers(state)
     try:
-        expected = [process.name for process in plan(settings)]  # fails early on a missing binary
+        # Fails early, before anything starts, when a binary is missing.
+        expected = [process.name for stage in plan(settings) for process in stage]
     except MissingBinary as exc:
         errors.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc

@@ -1,7 +1,7 @@
 """The native lab: which processes make it, on which ports, with which configs.
 
-:func:`plan` turns :class:`LabSettings` into the ordered list of processes the
-supervisor starts (each one ready before the next), and writes the configs they
+:func:`plan` turns :class:`LabSettings` into the stages of processes the
+supervisor starts (each stage ready before the next), and writes the configs they
 read (Prometheus' target lists, nginx's config) into the runtime folder.
 
 Default ports sit away from the standard ports of system services, so the lab
@@ -88,8 +88,13 @@ def _targets(directory: Path, name: str, groups: list[dict[str, object]]) -> Non
     (directory / f"{name}.json").write_text(json.dumps(groups, indent=2))
 
 
-def plan(settings: LabSettings) -> list[Process]:
-    """The processes of the lab in start order, with their configs written."""
+def plan(settings: LabSettings) -> list[list[Process]]:
+    """The processes of the lab in stages, with their configs written.
+
+    The processes of one stage start together; a stage starts once the one before
+    it is ready: the servers, then every service (each needs only its own
+    servers to be ready), then the edge and monitoring in front of them.
+    """
     s = settings
     processes: list[Process] = []
     postgres_url, redis_url, amqp_url = s.postgres_url, s.redis_url, s.amqp_url
@@ -111,6 +116,7 @@ def plan(settings: LabSettings) -> list[Process]:
         processes.append(rabbit)
         amqp_url = rabbit.url
 
+    servers_stage, processes = processes, []
     urls = {name: f"http://127.0.0.1:{s.port_of(name)}" for name in SERVICES}
     common = {
         "OBSLAB_REDIS_URL": redis_url,
@@ -145,6 +151,7 @@ def plan(settings: LabSettings) -> list[Process]:
             }
         )
 
+    services_stage, processes = processes, []
     nginx_conf = _render(
         OBSERVABILITY / "nginx" / "nginx.conf",
         s.path("nginx", "nginx.conf"),
@@ -174,7 +181,7 @@ def plan(settings: LabSettings) -> list[Process]:
     )
     redis_exporter = servers.redis_exporter(redis_url, s.redis_exporter_port)
     if redis_exporter is not None:
-        processes.append(redis_exporter)
+        services_stage.append(redis_exporter)
     _targets(
         targets,
         "redis",
@@ -198,4 +205,4 @@ def plan(settings: LabSettings) -> list[Process]:
             prom_dir / "prometheus.yml", s.path("data", "prometheus"), s.prometheus_port
         )
     )
-    return processes
+    return [stage for stage in (servers_stage, services_stage, processes) if stage]

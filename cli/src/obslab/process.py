@@ -94,21 +94,43 @@ def start(process: Process, log_path: Path) -> subprocess.Popen[bytes]:
 
 def start_and_wait(process: Process, log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``process`` and wait until it is ready; raise with the log's path if it dies."""
-    if process.prepare is not None:
-        process.prepare()
-    popen = start(process, log_path)
+    return start_together([process], log_path.parent, {process.name: log_path})[process.name]
 
-    def ready() -> bool:
-        if popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited with {popen.returncode}: see {log_path}")
-        return healthy(process.health)
 
+def start_together(
+    processes: list[Process], log_dir: Path, log_paths: dict[str, Path] | None = None
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Start ``processes`` at once and wait until every one is ready.
+
+    If one dies or is not ready in time, all of them are stopped and the error
+    names it and its log.
+    """
+    logs = {p.name: (log_paths or {}).get(p.name, log_dir / f"{p.name}.log") for p in processes}
+    started: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        wait_for(ready, process.start_timeout, process.name)
+        for process in processes:
+            if process.prepare is not None:
+                process.prepare()
+            started[process.name] = start(process, logs[process.name])
+        waiting = list(processes)
+        deadline = time.monotonic() + max(p.start_timeout for p in processes)
+        while waiting:
+            for process in list(waiting):
+                popen = started[process.name]
+                if popen.poll() is not None:
+                    raise RuntimeError(
+                        f"{process.name} exited with {popen.returncode}: see {logs[process.name]}"
+                    )
+                if healthy(process.health):
+                    waiting.remove(process)
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(p.name for p in waiting)
+                raise TimeoutError(f"{names} not ready in time: see {log_dir}")
+            time.sleep(0.1)
     except BaseException:
-        stop_group(popen.pid)
+        stop_groups([popen.pid for popen in started.values()])
         raise
-    return popen
+    return started
 
 
 def group_alive(pgid: int) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from obslab.lab import LabSettings, plan
-from obslab.process import Process, start, start_and_wait, stop_group
+from obslab.process import Process, start, start_together, stop_group
 
 #: Seconds before restarting a process that died, doubling up to the last.
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
@@ -71,20 +71,22 @@ def supervise(settings: LabSettings) -> int:
 
     running: dict[str, tuple[Process, subprocess.Popen[bytes]]] = {}
     try:
-        processes = plan(settings)
-        for process in processes:
+        for stage in plan(settings):
             if stopping:
                 return 0
-            state.component(process, status="starting")
+            for process in stage:
+                state.component(process, status="starting")
             try:
-                popen = start_and_wait(process, logs / f"{process.name}.log")
+                popens = start_together(stage, logs)
             except Exception as exc:
-                state.component(process, status="failed", error=str(exc))
+                for process in stage:
+                    state.component(process, status="failed", error=str(exc))
                 state.data["status"] = "failed"
                 state.save()
                 return 1
-            running[process.name] = (process, popen)
-            state.component(process, status="running", pid=popen.pid)
+            for process in stage:
+                running[process.name] = (process, popens[process.name])
+                state.component(process, status="running", pid=popens[process.name].pid)
         state.data["status"] = "running"
         state.save()
 

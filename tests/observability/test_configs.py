@@ -1,0 +1,57 @@
+"""The monitoring configs, checked by the tools that will read them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from obslab.lab import OBSERVABILITY, LabSettings, plan
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The configs as the native lab writes them (its plan writes without starting)."""
+    runtime = tmp_path_factory.mktemp("lab")
+    plan(LabSettings(runtime_dir=runtime))
+    return runtime
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_prometheus_config_and_rules_are_valid(rendered: Path) -> None:
+    """promtool accepts the Prometheus config with its target lists and rule files."""
+    checked = run("promtool", "check", "config", str(rendered / "prometheus" / "prometheus.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    rules = sorted((OBSERVABILITY / "prometheus" / "rules").glob("*.yml"))
+    assert rules
+    checked = run("promtool", "check", "rules", *map(str, rules))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_alertmanager_config_is_valid() -> None:
+    """amtool accepts the Alertmanager config."""
+    config = OBSERVABILITY / "alertmanager" / "alertmanager.yml"
+    checked = run("amtool", "check-config", str(config))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_nginx_config_is_valid(rendered: Path) -> None:
+    """nginx -t accepts the edge config as the lab renders it."""
+    checked = run(
+        "nginx", "-t", "-p", str(rendered / "nginx"), "-c", str(rendered / "nginx" / "nginx.conf")
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_broken_prometheus_config_is_refused(rendered: Path, tmp_path: Path) -> None:
+    """The check is real: a config with a mistake in it fails and names the problem."""
+    broken = tmp_path / "prometheus.yml"
+    text = (rendered / "prometheus" / "prometheus.yml").read_text()
+    broken.write_text(text.replace("scrape_interval: 5s", "scrape_interval: five"))
+    checked = run("promtool", "check", "config", str(broken))
+    assert checked.returncode != 0
+    assert "five" in checked.stdout + checked.stderr

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from obslab.lab import LabSettings
 from obslab.process import group_alive, port_open
-
 from tests.support.backends import free_port, wait_for
 from tests.support.otlp import OTLPReceiver
 

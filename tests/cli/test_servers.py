@@ -1,6 +1,7 @@
 """What the lab says when a server it needs is not installed."""
 
 import pytest
+
 from obslab import servers
 
 

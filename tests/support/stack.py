@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from obslab.lab import CALLS
 
+from obslab.lab import CALLS
 from tests.support.backends import free_port, wait_for
 
 ORDER = ["catalog", "inventory", "payments", "orders", "notifications", "gateway"]

@@ -6,6 +6,7 @@ the long-lived clients a lifespan owns (HTTP, database, Redis, RabbitMQ).
 
 from obskit._app import instrument_service, run, serve
 from obskit._broker import connect_broker, declare_exchanges
+from obskit._cards import CardBrand, PaymentCard, card_brand
 from obskit._db import (
     create_engine,
     create_tables,
@@ -64,6 +65,7 @@ __all__ = [
     "AnyOrderEvent",
     "BadRequest",
     "BrokerSettings",
+    "CardBrand",
     "Conflict",
     "DatabaseSettings",
     "DownstreamError",
@@ -75,12 +77,14 @@ __all__ = [
     "OrderFailed",
     "OrderPlaced",
     "PayloadTooLarge",
+    "PaymentCard",
     "Readiness",
     "RedisSettings",
     "ServiceClient",
     "ServiceError",
     "ServiceSettings",
     "UnsupportedMediaType",
+    "card_brand",
     "close_redis",
     "configure_logging",
     "connect_broker",

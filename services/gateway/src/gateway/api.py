@@ -166,11 +166,14 @@ async def _place_order(
         )
         for item in order.items
     ]
-    body = OrderCreate(items=lines, card=order.card, email=order.email)
+    body = OrderCreate(items=lines, card=order.card, email=order.email).model_dump(
+        mode="json", exclude_none=True
+    )
+    body["card"] = order.card.reveal()  # dumped, the card's secrets are masked
     response = await orders.request(
         "POST",
         "/orders",
-        json=body.model_dump(mode="json", exclude_none=True),
+        json=body,
         headers={"Idempotency-Key": idempotency_key},
     )
     return _pass_on(

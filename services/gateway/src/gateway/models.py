@@ -7,14 +7,13 @@ the boundary in both directions.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from obskit import luhn_valid
+from obskit import PaymentCard
 
 #: Ids are PostgreSQL ``integer``s downstream: a larger number is refused here as invalid.
 ProductId = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -42,31 +41,6 @@ class ProductPage(BaseModel):
 # An order, as the public places it.
 
 
-def _card_digits(number: str) -> str:
-    # The messages never quote the number: they are sent back to the client.
-    digits = re.sub(r"[ -]", "", number)
-    if not re.fullmatch(r"[0-9]{12,19}", digits):
-        raise ValueError("a card number is 12 to 19 digits")
-    if not luhn_valid(digits):
-        raise ValueError("the card number is not valid (its check digit is wrong)")
-    return digits
-
-
-class Card(BaseModel):
-    """A payment card, by payments' rules. ``repr=False`` keeps it out of any repr or log."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # A mistyped number is refused here, before catalog or orders is called.
-    number: Annotated[
-        str,
-        Field(min_length=12, max_length=23, repr=False, description="spaces or dashes allowed"),
-        AfterValidator(_card_digits),
-    ]
-    expiry: str = Field(pattern=r"^(0[1-9]|1[0-2])/[0-9]{2}$", repr=False, description="MM/YY")
-    cvc: str = Field(pattern=r"^[0-9]{3,4}$", repr=False)
-
-
 class OrderRequestItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,7 +54,7 @@ class OrderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[OrderRequestItem] = Field(min_length=1, max_length=20)
-    card: Card
+    card: PaymentCard
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
 
     @field_validator("items")
@@ -105,7 +79,7 @@ class OrderCreate(BaseModel):
     """The body of ``POST /orders``: the public's order with catalog's prices filled in."""
 
     items: list[OrderLine]
-    card: Card
+    card: PaymentCard
     email: str | None = None
 
 

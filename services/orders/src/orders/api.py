@@ -31,10 +31,11 @@ from obskit import (
     DownstreamError,
     ErrorBody,
     NotFound,
+    PaymentCard,
     ServiceClient,
     ServiceError,
 )
-from orders.models import CardIn, OrderCreate, OrderItem, OrderRead
+from orders.models import OrderCreate, OrderItem, OrderRead
 from orders.store import OrderStore
 
 log = structlog.get_logger("orders.api")
@@ -161,14 +162,14 @@ async def reserve_stock(
 
 
 async def charge_card(
-    payments: ServiceClient, order_id: UUID, amount_cents: int, card: CardIn
+    payments: ServiceClient, order_id: UUID, amount_cents: int, card: PaymentCard
 ) -> Failure | None:
     """Charge the order's total to the card."""
     charge = {
         "order_id": str(order_id),
         "amount_cents": amount_cents,
         "currency": "USD",
-        "card": card.to_payments(),
+        "card": card.reveal(),
     }
     try:
         response = await payments.request("POST", "/charges", json=charge)

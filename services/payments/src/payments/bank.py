@@ -21,8 +21,7 @@ from typing import Literal
 from opentelemetry import trace
 from prometheus_client import Histogram
 
-from obskit import HTTP_BUCKETS, observe_with_exemplar
-from payments.models import CardIn
+from obskit import HTTP_BUCKETS, PaymentCard, observe_with_exemplar
 from payments.settings import Settings
 
 BANK_DURATION = Histogram(
@@ -61,7 +60,7 @@ class SimulatedBank:
         # The median of lognormvariate(mu, sigma) is e**mu, so mu = ln(median).
         return self.random.lognormvariate(math.log(self.latency_ms / 1000), self.jitter)
 
-    async def authorize(self, card: CardIn, amount_cents: int) -> Answer:
+    async def authorize(self, card: PaymentCard, amount_cents: int) -> Answer:
         """Ask the bank to approve ``amount_cents`` on ``card``; raises BankUnavailable."""
         start = time.perf_counter()
         outcome = "error"

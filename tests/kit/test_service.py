@@ -8,10 +8,13 @@ import pytest
 import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
 import obskit
+from obskit import _telemetry
 from tests.support.apps import serve_in_process
 
 
@@ -20,10 +23,13 @@ class Item(BaseModel):
     card_number: str = ""
 
 
-def make_app() -> FastAPI:
+def make_app(*, telemetry: bool = True) -> FastAPI:
     app = FastAPI()
     obskit.instrument_service(
-        app, obskit.ServiceSettings(service_name="kit-test", max_body_bytes=1024, log_format="json")
+        app,
+        obskit.ServiceSettings(
+            service_name="kit-test", max_body_bytes=1024, log_format="json", telemetry=telemetry
+        ),
     )
 
     @app.post("/items/{item_id}")
@@ -192,3 +198,34 @@ async def test_readiness_reports_each_check() -> None:
         "checks": {"database": "ok", "redis": "error: ConnectionError"},
     }
     assert live.status_code == 200
+
+
+async def test_with_telemetry_off_a_request_leaves_no_span_metric_or_log_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """OBSLAB_TELEMETRY=false: no span, no duration sample, no ``http.request`` line,
+    while JSON errors and /metrics still work."""
+    spans = InMemorySpanExporter()
+    obskit.setup_tracing("kit-test").add_span_processor(SimpleSpanProcessor(spans))
+    labels = {
+        "http_request_method": "POST",
+        "http_route": "/items/{item_id}",
+        "http_response_status_code": "200",
+    }
+    before = REGISTRY.get_sample_value("http_server_request_duration_seconds_count", labels)
+    try:
+        async with serve_in_process(make_app(telemetry=False)) as client:
+            created = await client.post("/items/3", json={"quantity": 1})
+            refused = await client.post("/items/3", json={"quantity": 0})
+            metrics = await client.get("/metrics")
+    finally:
+        _telemetry.enabled = True  # the next app in this process is built with it on
+        spans.shutdown()  # the provider is the process's: stop collecting into this one
+    assert created.status_code == 200 and "x-trace-id" not in created.headers
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "validation_error"
+    assert metrics.status_code == 200
+    assert spans.get_finished_spans() == ()
+    after = REGISTRY.get_sample_value("http_server_request_duration_seconds_count", labels)
+    assert after == before
+    assert '"http.request"' not in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""``obslab``: run the native lab. ``obslab up``, ``down``, ``status``, ``logs``."""
+"""``obslab``: run the native lab (``up``, ``down``, ``status``, ``logs``) and read its
+traces (``traces``, ``trace``, ``logs --trace``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from rich.table import Table
 from obslab.lab import LabSettings, plan
 from obslab.process import group_alive, healthy, stop_group, stop_groups
 from obslab.servers import MissingBinary
+from obslab.telemetry import show
+from obslab.telemetry.store import Store
 
 app = typer.Typer(
     help="The obslab native lab: the shop and its monitoring as processes.",
@@ -147,6 +150,7 @@ def up(
         f"Ready in {elapsed:.1f}s. Try:\n"
         f"  curl -s 127.0.0.1:{settings.edge_port}/api/products\n"
         f"  open http://127.0.0.1:{settings.prometheus_port}/targets"
+        + ("" if otlp else "\n  uv run obslab traces")
     )
 
 
@@ -179,13 +183,97 @@ def status(
         console.print(_table(report))
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+
+
+def _store() -> Store:
+    """The lab's trace and log store, read-only; exit 2 when there is none."""
+    path = LabSettings().path("data", "telemetry.sqlite3")
+    if not path.exists():
+        errors.print(
+            f"No traces in {path}: start the lab with `make up`"
+            " (with --otlp, they go to that collector instead)."
+        )
+        raise typer.Exit(2)
+    return Store(path, readonly=True)
+
+
+@app.command()
+def traces(
+    service: Annotated[str, typer.Option(help="Only traces that touched this service.")] = "",
+    route: Annotated[str, typer.Option(help="Only traces whose root route contains this.")] = "",
+    min_ms: Annotated[float, typer.Option(help="Only traces at least this long.")] = 0,
+    errors_only: Annotated[
+        bool, typer.Option("--errors", help="Only traces with an error.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """List recent traces: root route, services touched, duration, error."""
+    store = _store()
+    found = store.traces(
+        service=service, route=route, min_ms=min_ms, errors=errors_only, limit=limit
+    )
+    store.close()
+    if as_json:
+        print(json.dumps(found, indent=2))
+    elif not found:
+        console.print("No traces match (exporters send every few seconds).")
+    else:
+        console.print(show.traces_table(found))
+
+
+@app.command()
+def trace(
+    trace_id: Annotated[str, typer.Argument(help="32 hex digits, as in X-Trace-Id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one trace as a waterfall: every span, its timing, status and key attributes."""
+    store = _store()
+    spans = store.trace(trace_id)
+    store.close()
+    if not spans:
+        errors.print(f"No spans of trace {trace_id} (yet: exporters send every few seconds).")
+        raise typer.Exit(1)
+    tree = show.waterfall(spans)
+    if as_json:
+        print(json.dumps(tree, indent=2))
+    else:
+        console.print(show.waterfall_view(tree))
+
+
+def _trace_logs(trace_id: str, as_json: bool) -> None:
+    store = _store()
+    records = store.logs(trace_id)
+    store.close()
+    if as_json:
+        print(json.dumps(records, indent=2))
+    elif not records:
+        errors.print(f"No log lines of trace {trace_id} (yet).")
+        raise typer.Exit(1)
+    else:
+        console.print(show.log_lines(records), soft_wrap=True)
+
+
 @app.command()
 def logs(
-    component: Annotated[str, typer.Argument(help="gateway-1, orders, postgres, prometheus, ...")],
+    component: Annotated[
+        str, typer.Argument(help="gateway-1, orders, postgres, prometheus, ...")
+    ] = "",
+    trace_id: Annotated[
+        str, typer.Option("--trace", help="Instead: the log lines of one trace, every service.")
+    ] = "",
     follow: Annotated[bool, typer.Option("--follow/--no-follow", "-f")] = True,
     lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="With --trace: print JSON.")] = False,
 ) -> None:
-    """Show (and follow) the log of one component."""
+    """Show (and follow) the log of one component, or every log line of one trace."""
+    if trace_id:
+        _trace_logs(trace_id, as_json)
+        return
+    if not component:
+        errors.print("Name a component (obslab logs orders) or a trace (--trace ID).")
+        raise typer.Exit(2)
     settings = LabSettings()
     path: Path = settings.path("logs", f"{component}.log")
     if not path.exists():

@@ -13,6 +13,7 @@ gateway          8100  and 8106: two replicas behind nginx
 catalog …        8101  orders 8102, inventory 8103, payments 8104, notifications 8105
 prometheus      18090  alertmanager 18093
 postgres        18432  redis 18379, rabbitmq 18672 (its metrics 18692)
+otlp            14318  the lab's OTLP receiver: ``obslab traces`` reads what it stores
 ==============  =====  ============================================
 
 Every port is an ``OBSLAB_LAB_*_PORT`` variable (``OBSLAB_LAB_EDGE_PORT=9000``).
@@ -60,11 +61,13 @@ class LabSettings(BaseSettings):
     rabbitmq_port: int = 18672
     rabbitmq_dist_port: int = 18673
     rabbitmq_metrics_port: int = 18692
+    otlp_port: int = 14318
     #: Use these servers instead of starting private ones.
     postgres_url: str = ""
     redis_url: str = ""
     amqp_url: str = ""
-    #: Where every service sends traces and logs (OTLP/HTTP); none when empty.
+    #: Where every service sends traces and logs (OTLP/HTTP); when empty, to the
+    #: lab's own receiver on ``otlp_port``, which keeps them for ``obslab traces``.
     otlp_endpoint: str = ""
 
     def port_of(self, service: str) -> int:
@@ -92,8 +95,8 @@ def plan(settings: LabSettings) -> list[list[Process]]:
     """The processes of the lab in stages, with their configs written.
 
     The processes of one stage start together; a stage starts once the one before
-    it is ready: the servers, then every service (each needs only its own
-    servers to be ready), then the edge and monitoring in front of them.
+    it is ready: the servers and the OTLP receiver, then every service (each needs
+    only its own servers to be ready), then the edge and monitoring in front of them.
     """
     s = settings
     processes: list[Process] = []
@@ -116,6 +119,12 @@ def plan(settings: LabSettings) -> list[list[Process]]:
         processes.append(rabbit)
         amqp_url = rabbit.url
 
+    otlp_endpoint = s.otlp_endpoint
+    if not otlp_endpoint:
+        receiver = servers.telemetry(s.path("data", "telemetry.sqlite3"), s.otlp_port)
+        processes.append(receiver)
+        otlp_endpoint = receiver.url
+
     servers_stage, processes = processes, []
     urls = {name: f"http://127.0.0.1:{s.port_of(name)}" for name in SERVICES}
     common = {
@@ -123,9 +132,8 @@ def plan(settings: LabSettings) -> list[list[Process]]:
         "OBSLAB_AMQP_URL": amqp_url,
         "OBSLAB_LOG_FORMAT": "json",
         "OBSLAB_DATA_DIR": str(s.path("data", "sqlite")),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
     }
-    if s.otlp_endpoint:
-        common["OTEL_EXPORTER_OTLP_ENDPOINT"] = s.otlp_endpoint
     scrape: list[dict[str, object]] = []
 
     def env_for(service: str) -> dict[str, str]:

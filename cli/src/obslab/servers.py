@@ -230,6 +230,18 @@ def service(name: str, port: int, env: dict[str, str], instance: str = "") -> Pr
     )
 
 
+def telemetry(database: Path, port: int) -> Process:
+    """The lab's OTLP receiver (``python -m obslab.telemetry``), storing into ``database``."""
+    url = f"http://127.0.0.1:{port}"
+    return Process(
+        name="telemetry",
+        argv=[sys.executable, "-m", "obslab.telemetry"],
+        env={"OBSLAB_TELEMETRY_PORT": str(port), "OBSLAB_TELEMETRY_DATABASE": str(database)},
+        health=f"{url}/health/ready",
+        url=url,
+    )
+
+
 def nginx_exporter(stub_status_url: str, port: int) -> Process:
     return Process(
         name="nginx-exporter",
@@ -238,6 +250,9 @@ def nginx_exporter(stub_status_url: str, port: int) -> Process:
             f"-nginx.scrape-uri={stub_status_url}",
             f"-web.listen-address=127.0.0.1:{port}",
         ],
+        # It starts with nginx and exits if its first scrape fails: on a busy machine
+        # nginx may not listen yet. Retry for up to 15s (newer exporters ignore these).
+        env={"NGINX_RETRIES": "30", "NGINX_RETRY_INTERVAL": "500ms"},
         health=f"http://127.0.0.1:{port}/metrics",
     )
 

@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from obskit import _telemetry
 from obskit._errors import install_error_handlers
 from obskit._health import Readiness
 from obskit._health import router as health_router
@@ -27,15 +28,31 @@ from obskit._telemetry import setup_tracing
 
 
 def instrument_service(app: FastAPI, settings: ServiceSettings) -> None:
-    """Add logging, tracing, metrics, health routes and JSON errors to ``app``."""
+    """Add logging, tracing, metrics, health routes and JSON errors to ``app``.
+
+    With ``settings.telemetry`` off, only what is behaviour stays: JSON errors, body
+    limits, health routes and ``/metrics`` (the business metrics).
+    """
+    _telemetry.enabled = settings.telemetry
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    provider = setup_tracing(settings.service_name)
     app.state.settings = settings
     app.state.readiness = Readiness()
     install_error_handlers(app)
-    app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ObservabilityMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        telemetry=settings.telemetry,
+    )
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    if not settings.telemetry:
+        # FastAPI traces requests by itself as soon as any tracer provider is installed
+        # (a test process has one); only its constructor takes a switch, so we turn
+        # off the settings it keeps.
+        for signal in ("tracing", "metrics", "logs"):
+            app._telemetry[signal] = False
+        return
+    provider = setup_tracing(settings.service_name)
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,

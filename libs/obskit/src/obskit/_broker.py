@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
 
+from obskit import _telemetry
 from obskit._events import DEAD_LETTER_EXCHANGE, EXCHANGE
 from obskit._settings import BrokerSettings
 
@@ -19,7 +20,8 @@ from obskit._settings import BrokerSettings
 async def connect_broker(settings: BrokerSettings) -> AbstractRobustConnection:
     """Connect to RabbitMQ (retrying until it answers is the caller's choice)."""
     instrumentor = AioPikaInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:  # once per process; reconnects skip it
+    # Once per process: reconnects skip it.
+    if _telemetry.enabled and not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
     return await aio_pika.connect_robust(settings.amqp_url, timeout=5)
 

@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from obskit import _telemetry
 from obskit._metrics import POOLS
 from obskit._settings import DatabaseSettings
 
@@ -73,7 +74,7 @@ async def create_engine(settings: DatabaseSettings, service: str) -> AsyncEngine
     url = database_url(settings, service)
     await ensure_database(url)
     instrumentor = SQLAlchemyInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
+    if _telemetry.enabled and not instrumentor.is_instrumented_by_opentelemetry:
         # Wraps create_async_engine, so every engine made after this is traced; hence
         # the call below goes through the module, where the wrapper is.
         instrumentor.instrument(enable_commenter=False)

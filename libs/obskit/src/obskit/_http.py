@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
+from obskit import _telemetry
 from obskit._errors import DownstreamError, DownstreamTimeout, DownstreamUnavailable
 from obskit._metrics import HTTP_CLIENT_DURATION, POOLS, observe_with_exemplar
 from obskit._settings import ServiceSettings
@@ -77,18 +78,20 @@ class ServiceClient:
             max_connections=settings.http_max_connections,
             max_keepalive_connections=settings.http_max_connections,
         )
-        measured = _MeasuredTransport(httpx.AsyncHTTPTransport(limits=limits), peer_service)
+        wire = httpx.AsyncHTTPTransport(limits=limits)
+        measured = _MeasuredTransport(wire, peer_service)
         self._unwatch = POOLS.watch(
             f"http_{peer_service}",
             lambda: measured.pool_reading(settings.http_max_connections),
         )
         self.http = httpx.AsyncClient(
             base_url=base_url,
-            # Tests pass an in-process transport; production always measures.
-            transport=transport or measured,
+            # Tests pass an in-process transport; a service measures unless telemetry is off.
+            transport=transport or (measured if _telemetry.enabled else wire),
             timeout=httpx.Timeout(settings.http_timeout_s, pool=settings.http_pool_timeout_s),
         )
-        HTTPXClientInstrumentor.instrument_client(self.http)
+        if _telemetry.enabled:
+            HTTPXClientInstrumentor.instrument_client(self.http)
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send a request; a 4xx comes back, anything worse raises a DownstreamError."""

@@ -12,6 +12,8 @@ copy of the body per request. For each HTTP request it
 * writes one canonical log line, ``http.request`` (health and metrics polls only
   when they fail);
 * turns an unhandled exception into a 500 with the JSON error body, never a trace.
+
+With ``telemetry=False`` it neither measures nor logs requests; the rest stays.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ def _is_json(content_type: str) -> bool:
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, telemetry: bool = True) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,8 +92,8 @@ class ObservabilityMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        active = HTTP_SERVER_ACTIVE.labels(method)
-        active.inc()
+        if self.telemetry:
+            HTTP_SERVER_ACTIVE.labels(method).inc()
         try:
             refusal = self._refusal(method, headers)
             if refusal is not None:
@@ -105,20 +108,24 @@ class ObservabilityMiddleware:
                 response = error_response(500, "internal_error", "Something went wrong.")
                 await response(scope, receive, send_with_headers)
         finally:
-            active.dec()
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            duration = time.perf_counter() - start
-            observe_with_exemplar(HTTP_SERVER_DURATION, duration, method, template, str(status))
-            path: str = scope["path"]
-            if status >= 500 or not path.startswith(_QUIET_PREFIXES):
-                log.info(
-                    "http.request",
-                    http_request_method=method,
-                    http_route=template,
-                    http_response_status_code=status,
-                    duration_ms=round(duration * 1000, 2),
-                )
+            if self.telemetry:
+                self._record(scope, method, status, time.perf_counter() - start)
+
+    def _record(self, scope: Scope, method: str, status: int, duration: float) -> None:
+        """Measure the request and write its canonical log line."""
+        HTTP_SERVER_ACTIVE.labels(method).dec()
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        observe_with_exemplar(HTTP_SERVER_DURATION, duration, method, template, str(status))
+        path: str = scope["path"]
+        if status >= 500 or not path.startswith(_QUIET_PREFIXES):
+            log.info(
+                "http.request",
+                http_request_method=method,
+                http_route=template,
+                http_response_status_code=status,
+                duration_ms=round(duration * 1000, 2),
+            )
 
     def _too_large(self) -> ASGIApp:
         return error_response(

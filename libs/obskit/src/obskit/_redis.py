@@ -9,13 +9,15 @@ from __future__ import annotations
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from obskit import _telemetry
 from obskit._metrics import POOLS
 from obskit._settings import RedisSettings
 
 
 def create_redis(settings: RedisSettings) -> Redis:
     """Create the service's Redis client; close it with :func:`close_redis`."""
-    RedisInstrumentor().instrument()  # once per process; later calls do nothing
+    if _telemetry.enabled:
+        RedisInstrumentor().instrument()  # once per process; later calls do nothing
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,

@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     #: Seconds uvicorn waits for in-flight requests after SIGTERM.
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    #: Off (``OBSLAB_TELEMETRY=false``), the service runs as an uninstrumented app
+    #: would: no spans, HTTP metrics or request log lines. ``make bench`` compares both.
+    telemetry: bool = True
 
     http_max_connections: int = Field(default=50, gt=0)
     http_timeout_s: float = Field(default=5.0, gt=0)

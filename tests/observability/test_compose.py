@@ -1,0 +1,178 @@
+"""The compose stack: checked by Compose itself, by our own checks (tests/observability/
+checks.py), and against the native lab so the two ways of running the shop cannot drift."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from obslab.lab import LabSettings, plan
+from tests.observability import checks
+from tests.observability.checks import COMPOSE_FILE, OBSERVABILITY
+
+#: Compose refuses to render without the Grafana admin password; any value will do here.
+ENV = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "test-only"}
+#: Settings the native lab gives a service that the compose stack deliberately does not.
+NATIVE_ONLY = {
+    # The SQLite fallback's folder: in compose every service has its PostgreSQL database.
+    "OBSLAB_DATA_DIR",
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> checks.Model:
+    return checks.compose_config(COMPOSE_FILE, ENV)
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_compose_accepts_the_file() -> None:
+    """Docker Compose v2 (the real binary, not its always-0 wrapper) accepts the file."""
+    argv = [str(checks.compose_binary()), "-f", str(COMPOSE_FILE), "config", "-q"]
+    checked = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_every_container_is_pinned_healthchecked_limited_and_unprivileged(
+    model: checks.Model,
+) -> None:
+    """Every service has a pinned image or a non-root Dockerfile, a healthcheck and a
+    memory limit, and the limits fit the laptop budget."""
+    assert checks.check_compose(model) == []
+
+
+def test_the_stack_has_every_backend_the_lab_documents(model: checks.Model) -> None:
+    """The shop, its servers, the edge and every telemetry backend are in the stack."""
+    expected = {
+        "gateway-1",
+        "gateway-2",
+        "catalog",
+        "orders",
+        "inventory",
+        "payments",
+        "notifications",
+        "postgres",
+        "redis",
+        "rabbitmq",
+        "nginx",
+        "otel-collector",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "loki",
+        "jaeger",
+    }
+    assert expected <= set(model["services"])
+
+
+def test_every_port_in_the_readme_is_published(model: checks.Model) -> None:
+    """Each localhost URL of README's "Docker Compose" section is a published port."""
+    documented = checks.readme_compose_ports()
+    assert documented, "README.md has no '## Docker Compose' section with 127.0.0.1 URLs"
+    assert documented <= set(checks.published_ports(model)), "README names unpublished ports"
+
+
+def test_services_get_the_same_settings_as_in_the_native_lab(
+    model: checks.Model, tmp_path: Path
+) -> None:
+    """Each service gets the same OBSLAB_*/OTEL_* setting names, and the same port, as
+    the native lab gives it (the lab's plan renders without starting anything)."""
+    native = {
+        process.name: process.env
+        for stage in plan(LabSettings(runtime_dir=tmp_path, otlp_endpoint="http://collector:4318"))
+        for process in stage
+        if "OBSLAB_PORT" in process.env
+    }
+    compose = checks.service_env_names(model)
+    assert set(compose) == set(native)
+    for name, env in native.items():
+        names = {key for key in env if key.startswith(("OBSLAB_", "OTEL_"))} - NATIVE_ONLY
+        assert compose[name] == names, name
+        assert model["services"][name]["environment"]["OBSLAB_PORT"] == env["OBSLAB_PORT"], name
+
+
+def test_prometheus_config_is_valid_with_the_compose_targets(
+    model: checks.Model, tmp_path: Path
+) -> None:
+    """promtool accepts prometheus.yml with the compose target lists, each target is a
+    compose service, and every shop service is scraped."""
+    prometheus = OBSERVABILITY / "prometheus"
+    shutil.copy(prometheus / "prometheus.yml", tmp_path)
+    shutil.copytree(prometheus / "rules", tmp_path / "rules")
+    shutil.copytree(prometheus / "targets-compose", tmp_path / "targets")
+    checked = run("promtool", "check", "config", str(tmp_path / "prometheus.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    scraped = set()
+    for path in (tmp_path / "targets").glob("*.json"):
+        for group in json.loads(path.read_text()):
+            for target in group["targets"]:
+                host = target.split(":")[0]
+                assert host == "localhost" or host in model["services"], (path.name, target)
+                scraped.add(host)
+    assert set(checks.service_env_names(model)) <= scraped
+
+
+def test_nginx_compose_config_is_valid(tmp_path: Path) -> None:
+    """nginx -t accepts the compose edge config (the replicas' names made local here)."""
+    config = (OBSERVABILITY / "nginx" / "nginx.compose.conf").read_text()
+    local = tmp_path / "nginx.conf"
+    local.write_text(config.replace("gateway-1", "127.0.0.1").replace("gateway-2", "127.0.0.1"))
+    checked = run("nginx", "-t", "-p", str(tmp_path), "-c", str(local))
+    assert checked.returncode == 0, checked.stderr
+
+
+# ----------------------------------------------------------- the checks catch mistakes
+
+
+def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = COMPOSE_FILE.read_text()
+    assert old in text
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text.replace(old, new, 1))
+    return broken
+
+
+def test_a_compose_file_compose_refuses_fails_naming_the_file(tmp_path: Path) -> None:
+    """A dependency on a service that does not exist is refused, naming the file."""
+    broken = broken_copy(
+        tmp_path, "orders: {condition: service_healthy}", "order: {condition: service_healthy}"
+    )
+    with pytest.raises(ValueError, match=r"docker-compose\.yml.*order"):
+        checks.compose_config(broken, ENV)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "deploy: {resources: {limits: {memory: 32M}}}\n\n  # ---",
+            "\n  # ---",
+            "nginx: no memory limit",
+        ),
+        (
+            "image: nginx:1.27.3-alpine",
+            "image: nginx:latest",
+            "nginx: image 'nginx:latest' is not pinned",
+        ),
+        ('"127.0.0.1:3000:3000"', '"3000:3000"', "grafana: port 3000 is not on 127.0.0.1 only"),
+        (
+            "dockerfile: services/Dockerfile, args: {SERVICE: payments}",
+            "dockerfile: services/Nope, args: {SERVICE: payments}",
+            "payments: its Dockerfile services/Nope is missing",
+        ),
+    ],
+)
+def test_a_compose_mistake_is_named(tmp_path: Path, old: str, new: str, problem: str) -> None:
+    """A missing limit, an unpinned image, a port open to the network or a missing
+    Dockerfile is reported with the file and the service."""
+    model = checks.compose_config(broken_copy(tmp_path, old, new), ENV)
+    problems = checks.check_compose(model, tmp_path / "docker-compose.yml")
+    assert any(problem in p and "docker-compose.yml" in p for p in problems), problems

@@ -8,11 +8,13 @@ from obskit._app import instrument_service, run, serve
 from obskit._broker import connect_broker, declare_exchanges
 from obskit._cards import CardBrand, PaymentCard, card_brand
 from obskit._db import (
+    DatabaseContext,
     create_engine,
     create_tables,
     database_url,
     dispose_engine,
     ensure_database,
+    open_database,
     ping_database,
     sessionmaker,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "BrokerSettings",
     "CardBrand",
     "Conflict",
+    "DatabaseContext",
     "DatabaseSettings",
     "DownstreamError",
     "DownstreamTimeout",
@@ -101,6 +104,7 @@ __all__ = [
     "instrument_service",
     "luhn_valid",
     "observe_with_exemplar",
+    "open_database",
     "ping_database",
     "redact",
     "redact_text",

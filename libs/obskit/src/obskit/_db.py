@@ -4,7 +4,7 @@ Each service owns its database (``obslab_orders``, ``obslab_inventory``, …): n
 service reads another's tables, they call its API. :func:`create_engine` creates
 the database if it is missing, sizes the pool from settings, traces every query
 and exports the pool's use as ``obslab_pool_connections{pool="db"}``. Tables are
-created at startup by :func:`create_tables` (``metadata.create_all``), which is
+created at startup by :func:`open_database` (``metadata.create_all``), which is
 enough while every schema change is additive; the documented command to do it
 without starting the service is ``python -m <service> migrate``.
 """
@@ -12,7 +12,8 @@ without starting the service is ``python -m <service> migrate``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +21,7 @@ import sqlalchemy.ext.asyncio
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from obskit import _telemetry
@@ -117,6 +118,31 @@ async def create_engine(settings: DatabaseSettings, service: str) -> AsyncEngine
 async def dispose_engine(engine: AsyncEngine) -> None:
     _unwatch.pop(id(engine), lambda: None)()
     await engine.dispose()
+
+
+DatabaseContext = AbstractAsyncContextManager[AsyncEngine]
+
+
+@asynccontextmanager
+async def open_database(
+    settings: DatabaseSettings,
+    service: str,
+    metadata: MetaData,
+    seed: Callable[[AsyncSession], Awaitable[None]] | None = None,
+) -> AsyncIterator[AsyncEngine]:
+    """The service's database, ready: created if missing, its tables created (and
+    ``seed`` run, which must do nothing when its data is there), the engine disposed
+    on exit. A lifespan holds it open; ``python -m <service> migrate`` opens and
+    closes it."""
+    engine = await create_engine(settings, service)
+    try:
+        await create_tables(engine, metadata)
+        if seed is not None:
+            async with sessionmaker(engine)() as session:
+                await seed(session)
+        yield engine
+    finally:
+        await dispose_engine(engine)
 
 
 async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:

@@ -17,16 +17,15 @@ from catalog.settings import Settings
 from catalog.store import Base, seed_demo_products
 
 
+def open_database(settings: Settings) -> obskit.DatabaseContext:
+    """The catalog's database, its tables made and, when asked, the demo products in."""
+    seed = seed_demo_products if settings.seed_demo_data else None
+    return obskit.open_database(settings, settings.service_name, Base.metadata, seed)
+
+
 async def migrate(settings: Settings) -> None:
-    """Create the catalog's database and tables, and seed the demo products."""
-    engine = await obskit.create_engine(settings, settings.service_name)
-    try:
-        await obskit.create_tables(engine, Base.metadata)
-        if settings.seed_demo_data:
-            async with obskit.sessionmaker(engine)() as session:
-                await seed_demo_products(session)
-    finally:
-        await obskit.dispose_engine(engine)
+    async with open_database(settings):
+        pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,19 +33,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(settings)
-        engine = await obskit.create_engine(settings, settings.service_name)
-        redis = obskit.create_redis(settings)
-        app.state.sessions = obskit.sessionmaker(engine)
-        app.state.redis = redis
-        app.state.readiness.add("database", lambda: obskit.ping_database(engine))
-        app.state.readiness.add("redis", redis.ping)
-        try:
-            yield
-        finally:
-            await obskit.close_redis(redis)
-            await obskit.dispose_engine(engine)
-            obskit.flush_telemetry()
+        async with open_database(settings) as engine:
+            redis = obskit.create_redis(settings)
+            app.state.sessions = obskit.sessionmaker(engine)
+            app.state.redis = redis
+            app.state.readiness.add("database", lambda: obskit.ping_database(engine))
+            app.state.readiness.add("redis", redis.ping)
+            try:
+                yield
+            finally:
+                await obskit.close_redis(redis)
+                obskit.flush_telemetry()
 
     app = FastAPI(title="obslab catalog", version="0.1.0", lifespan=lifespan)
     obskit.instrument_service(app, settings)

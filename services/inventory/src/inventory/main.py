@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import obskit
 from inventory.api import router
@@ -17,15 +18,18 @@ from inventory.settings import Settings
 from inventory.store import Base, seed_stock
 
 
+def open_database(settings: Settings) -> obskit.DatabaseContext:
+    """The inventory's database, its tables made and the demo products stocked."""
+
+    async def seed(session: AsyncSession) -> None:
+        await seed_stock(session, settings.seed_stock)
+
+    return obskit.open_database(settings, settings.service_name, Base.metadata, seed)
+
+
 async def migrate(settings: Settings) -> None:
-    """Create the inventory's database and tables, and stock the demo products."""
-    engine = await obskit.create_engine(settings, settings.service_name)
-    try:
-        await obskit.create_tables(engine, Base.metadata)
-        async with obskit.sessionmaker(engine)() as session:
-            await seed_stock(session, settings.seed_stock)
-    finally:
-        await obskit.dispose_engine(engine)
+    async with open_database(settings):
+        pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,15 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(settings)
-        engine = await obskit.create_engine(settings, settings.service_name)
-        app.state.sessions = obskit.sessionmaker(engine)
-        app.state.readiness.add("database", lambda: obskit.ping_database(engine))
-        try:
-            yield
-        finally:
-            await obskit.dispose_engine(engine)
-            obskit.flush_telemetry()
+        async with open_database(settings) as engine:
+            app.state.sessions = obskit.sessionmaker(engine)
+            app.state.readiness.add("database", lambda: obskit.ping_database(engine))
+            try:
+                yield
+            finally:
+                obskit.flush_telemetry()
 
     app = FastAPI(title="obslab inventory", version="0.1.0", lifespan=lifespan)
     obskit.instrument_service(app, settings)

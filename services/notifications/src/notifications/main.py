@@ -21,11 +21,8 @@ from notifications.store import Base
 
 async def migrate(settings: Settings) -> None:
     """Create the worker's database and tables."""
-    engine = await obskit.create_engine(settings, settings.service_name)
-    try:
-        await obskit.create_tables(engine, Base.metadata)
-    finally:
-        await obskit.dispose_engine(engine)
+    async with obskit.open_database(settings, settings.service_name, Base.metadata):
+        pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,22 +30,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(settings)
-        engine = await obskit.create_engine(settings, settings.service_name)
-        orders = obskit.ServiceClient("orders", settings.orders_url, settings)
-        app.state.sessions = obskit.sessionmaker(engine)
-        consumer = EventConsumer(settings, app.state.sessions, orders)
-        app.state.consumer = consumer
-        app.state.readiness.add("database", lambda: obskit.ping_database(engine))
-        app.state.readiness.add("broker", consumer.check)
-        consumer.start()
-        try:
-            yield
-        finally:
-            await consumer.stop()
-            await orders.aclose()
-            await obskit.dispose_engine(engine)
-            obskit.flush_telemetry()
+        async with obskit.open_database(settings, settings.service_name, Base.metadata) as engine:
+            orders = obskit.ServiceClient("orders", settings.orders_url, settings)
+            app.state.sessions = obskit.sessionmaker(engine)
+            consumer = EventConsumer(settings, app.state.sessions, orders)
+            app.state.consumer = consumer
+            app.state.readiness.add("database", lambda: obskit.ping_database(engine))
+            app.state.readiness.add("broker", consumer.check)
+            consumer.start()
+            try:
+                yield
+            finally:
+                await consumer.stop()
+                await orders.aclose()
+                obskit.flush_telemetry()
 
     app = FastAPI(title="obslab notifications", version="0.1.0", lifespan=lifespan)
     obskit.instrument_service(app, settings)

@@ -23,11 +23,8 @@ from orders.store import Base
 
 async def migrate(settings: Settings) -> None:
     """Create the orders' database and tables."""
-    engine = await obskit.create_engine(settings, settings.service_name)
-    try:
-        await obskit.create_tables(engine, Base.metadata)
-    finally:
-        await obskit.dispose_engine(engine)
+    async with obskit.open_database(settings, settings.service_name, Base.metadata):
+        pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,32 +32,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(settings)
-        engine = await obskit.create_engine(settings, settings.service_name)
-        app.state.sessions = obskit.sessionmaker(engine)
-        app.state.inventory = obskit.ServiceClient("inventory", settings.inventory_url, settings)
-        app.state.payments = obskit.ServiceClient("payments", settings.payments_url, settings)
-        # Ready means "can take orders", which needs the database only. The broker is
-        # left out on purpose: while it is down, orders are still accepted and their
-        # events wait in the outbox, so taking orders out of the load balancer then
-        # would refuse customers for nothing.
-        app.state.readiness.add("database", lambda: obskit.ping_database(engine))
-        # The relay connects to the broker itself, when it can: startup never waits for it.
-        relay = OutboxRelay(app.state.sessions, settings)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        try:
-            yield
-        finally:
-            # Let the relay end the pass it is in, so what the broker confirmed is marked
-            # published (not sent again by the next process); cancel it if that hangs.
-            relay.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(relay_task, timeout=BROKER_TIMEOUT_S)
-            await relay.close()
-            await app.state.payments.aclose()
-            await app.state.inventory.aclose()
-            await obskit.dispose_engine(engine)
-            obskit.flush_telemetry()
+        async with obskit.open_database(settings, settings.service_name, Base.metadata) as engine:
+            app.state.sessions = obskit.sessionmaker(engine)
+            app.state.inventory = obskit.ServiceClient(
+                "inventory", settings.inventory_url, settings
+            )
+            app.state.payments = obskit.ServiceClient("payments", settings.payments_url, settings)
+            # Ready means "can take orders", which needs the database only. The broker is
+            # left out on purpose: while it is down, orders are still accepted and their
+            # events wait in the outbox, so taking orders out of the load balancer then
+            # would refuse customers for nothing.
+            app.state.readiness.add("database", lambda: obskit.ping_database(engine))
+            # The relay connects to the broker itself, when it can: startup never waits.
+            relay = OutboxRelay(app.state.sessions, settings)
+            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+            try:
+                yield
+            finally:
+                # Let the relay end the pass it is in, so what the broker confirmed is
+                # marked published (not sent again by the next process); cancel it if
+                # that hangs.
+                relay.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(relay_task, timeout=BROKER_TIMEOUT_S)
+                await relay.close()
+                await app.state.payments.aclose()
+                await app.state.inventory.aclose()
+                obskit.flush_telemetry()
 
     app = FastAPI(title="obslab orders", version="0.1.0", lifespan=lifespan)
     obskit.instrument_service(app, settings)

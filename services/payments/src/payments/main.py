@@ -20,11 +20,8 @@ from payments.store import Base
 
 async def migrate(settings: Settings) -> None:
     """Create the payments database and tables."""
-    engine = await obskit.create_engine(settings, settings.service_name)
-    try:
-        await obskit.create_tables(engine, Base.metadata)
-    finally:
-        await obskit.dispose_engine(engine)
+    async with obskit.open_database(settings, settings.service_name, Base.metadata):
+        pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,16 +29,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(settings)
-        engine = await obskit.create_engine(settings, settings.service_name)
-        app.state.sessions = obskit.sessionmaker(engine)
-        app.state.bank = SimulatedBank(settings)
-        app.state.readiness.add("database", lambda: obskit.ping_database(engine))
-        try:
-            yield
-        finally:
-            await obskit.dispose_engine(engine)
-            obskit.flush_telemetry()
+        async with obskit.open_database(settings, settings.service_name, Base.metadata) as engine:
+            app.state.sessions = obskit.sessionmaker(engine)
+            app.state.bank = SimulatedBank(settings)
+            app.state.readiness.add("database", lambda: obskit.ping_database(engine))
+            try:
+                yield
+            finally:
+                obskit.flush_telemetry()
 
     app = FastAPI(title="obslab payments", version="0.1.0", lifespan=lifespan)
     obskit.instrument_service(app, settings)

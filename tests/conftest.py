@@ -1,4 +1,5 @@
-"""Fixtures every test may use: the real backends, and a fresh database per test."""
+"""Fixtures every test may use: the real backends, a fresh database per test, and one
+shared native lab for the end-to-end tests that leave it as they found it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.backends import Backends
+from tests.support.lab import Lab, running_lab
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +50,11 @@ def amqp_url(backends: Backends) -> Iterator[str]:
     url = backends.new_vhost()
     yield url
     backends.drop_vhost(url)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The native lab as ``make up`` starts it (its own OTLP receiver and store), shared
+    by every test that leaves it as it found it: faults cleared, no process killed."""
+    with running_lab() as started:
+        yield started

@@ -1,62 +1,23 @@
-"""The native lab, run exactly as ``make up`` runs it, on free ports in a temporary folder."""
+"""The native lab, run exactly as ``make up`` runs it, with the test as its OTLP collector."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from obslab.lab import LabSettings
 from obslab.process import group_alive, port_open
-from tests.support.backends import free_port, wait_for
+from tests.support.backends import wait_for
+from tests.support.lab import Lab, place_order, running_lab
 from tests.support.otlp import OTLPReceiver
 
 pytestmark = pytest.mark.e2e
-
-OBSLAB = str(Path(sys.executable).with_name("obslab"))
-CARD = {"number": "4242424242424242", "expiry": "12/39", "cvc": "123"}
-
-
-class Lab:
-    def __init__(self, runtime: Path, otlp: str) -> None:
-        ports = {
-            name: free_port()
-            for name, field in LabSettings.model_fields.items()
-            if name.endswith("_port")
-        }
-        self.env = {
-            **os.environ,
-            "OBSLAB_LAB_RUNTIME_DIR": str(runtime),
-            "OBSLAB_LAB_GATEWAY_PORTS": json.dumps([free_port(), free_port()]),
-            **{f"OBSLAB_LAB_{name.upper()}": str(port) for name, port in ports.items()},
-        }
-        self.settings = LabSettings(_env_file=None, runtime_dir=runtime, **ports)
-        self.edge = f"http://127.0.0.1:{ports['edge_port']}"
-        self.prometheus = f"http://127.0.0.1:{ports['prometheus_port']}"
-        self.otlp = otlp
-
-    def obslab(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [OBSLAB, *args], env=self.env, capture_output=True, text=True, timeout=400
-        )
-
-    def status(self) -> dict[str, Any]:
-        return dict(json.loads(self.obslab("status", "--json").stdout))
-
-    def component(self, name: str) -> dict[str, Any]:
-        return next(c for c in self.status()["components"] if c["name"] == name)
 
 
 @pytest.fixture(scope="module")
@@ -68,24 +29,9 @@ def otlp() -> Iterator[OTLPReceiver]:
 
 @pytest.fixture(scope="module")
 def lab(otlp: OTLPReceiver) -> Iterator[Lab]:
-    # Not pytest's tmp_path: its folders are private to root, and PostgreSQL and
-    # RabbitMQ run as their own users.
-    runtime = Path(tempfile.mkdtemp(prefix="obslab-lab-"))
-    runtime.chmod(0o755)
-    lab = Lab(runtime, otlp.endpoint)
-    started = lab.obslab("up", "--otlp", otlp.endpoint)
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield lab
-    lab.obslab("down")
-    shutil.rmtree(runtime, ignore_errors=True)
-
-
-def place_order(edge: str, product_id: int) -> httpx.Response:
-    return httpx.post(
-        f"{edge}/api/orders",
-        timeout=30,
-        json={"items": [{"product_id": product_id, "quantity": 1}], "card": CARD},
-    )
+    """A lab of this module's own: its tests kill processes and finally take it down."""
+    with running_lab(otlp.endpoint) as started:
+        yield started
 
 
 def test_every_component_is_healthy_and_every_target_up(lab: Lab) -> None:

@@ -1,39 +1,23 @@
 """The native lab's own trace and log store, read with `obslab traces`, `trace` and `logs`.
 
-Its own lab, started without ``--otlp`` (as ``make up`` is), so that every service
-exports to the lab's receiver rather than to the test's.
+They use the shared ``lab`` fixture: started without ``--otlp`` (as ``make up`` is), so
+every service exports to the lab's own receiver.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.cli.test_lab import Lab, place_order
 from tests.support.backends import wait_for
+from tests.support.lab import Lab, place_order
 
 pytestmark = pytest.mark.e2e
 
 SHOP = {"gateway", "orders", "inventory", "payments", "notifications"}
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    runtime = Path(tempfile.mkdtemp(prefix="obslab-lab-"))
-    runtime.chmod(0o755)  # PostgreSQL and RabbitMQ run as their own users
-    lab = Lab(runtime, otlp="")
-    started = lab.obslab("up")
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield lab
-    lab.obslab("down")
-    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def read_json(lab: Lab, *args: str) -> Any:

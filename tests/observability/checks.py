@@ -47,6 +47,8 @@ def compose_config(compose_file: Path, env: dict[str, str]) -> Model:
     """The model Compose itself builds from ``compose_file`` (anchors merged, variables
     interpolated, paths made absolute), or ValueError naming the file and Compose's error."""
     argv = [str(compose_binary()), "-f", str(compose_file), "--project-directory", str(REPO)]
+    # Every profile, so profile-gated services (k6, `--profile load`) are checked too.
+    argv += ["--profile", "*"]
     checked = subprocess.run(
         [*argv, "config", "--format", "json"], capture_output=True, text=True, env=env, timeout=60
     )
@@ -100,7 +102,10 @@ def check_compose(model: Model, compose_file: Path = COMPOSE_FILE) -> list[str]:
                     problems.append(f"{where}: {name}: build arg {arg}={value} is not pinned")
         elif not _pinned(service.get("image", "")):
             problems.append(f"{where}: {name}: image {service.get('image')!r} is not pinned")
-        if not has_healthcheck:
+        # A one-shot job (k6) runs once and exits: a healthcheck would say nothing, and
+        # nothing waits for it. It is one when it is in a profile and never restarted.
+        one_shot = bool(service.get("profiles")) and service.get("restart") == "no"
+        if not has_healthcheck and not one_shot:
             problems.append(f"{where}: {name}: no healthcheck")
         limit = service.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory")
         if limit is None:
@@ -136,6 +141,18 @@ def readme_compose_ports(readme: Path = REPO / "README.md") -> set[int]:
     end = text.find("\n## ", start + 1)
     section = text[start : end if end > 0 else None]
     return {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", section)}
+
+
+def check_readme_ports(model: Model, readme: Path = REPO / "README.md") -> list[str]:
+    """Every localhost URL of README's "Docker Compose" section is a port compose publishes."""
+    documented = readme_compose_ports(readme)
+    if not documented:
+        return [f"{_rel(readme)}: no '## Docker Compose' section with 127.0.0.1 URLs"]
+    published = published_ports(model)
+    return [
+        f"{_rel(readme)}: 127.0.0.1:{port} is documented but no compose service publishes it"
+        for port in sorted(documented - set(published))
+    ]
 
 
 #: The prefixes of the settings a service reads (its own, and OpenTelemetry's).
@@ -249,14 +266,30 @@ def check_collector(config_path: Path, model: Model) -> list[str]:
 
 # ------------------------------------------------------------------------- grafana
 
-#: Grafana's macros and the dashboards' variables, replaced by something PromQL accepts.
-_MACROS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
+#: Grafana's macros, replaced by durations both query languages accept.
+_MACROS = {
+    "$__rate_interval": "1m",
+    "$__interval": "1m",
+    "$__auto": "1m",
+    "$__range": "1h",
+}
+#: A dashboard variable (``$service``, ``${service}``, ``${service:regex}``).
+_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+#: Grafana's LogQL grammar (npm @grafana/lezer-logql) and the script that runs it.
+LOGQL = Path(__file__).resolve().parent / "logql"
+
+
+def substitute(expr: str, values: dict[str, str] | None = None) -> str:
+    """``expr`` with Grafana's macros as durations and each variable as its value in
+    ``values`` (or ``x``, which is enough for parsing)."""
+    for macro, duration in _MACROS.items():
+        expr = expr.replace(macro, duration)
+    values = values or {}
+    return _VARIABLE.sub(lambda m: values.get(m.group(1) or m.group(2), "x"), expr)
 
 
 def promql_of(expr: str) -> str:
-    for macro, value in _MACROS.items():
-        expr = expr.replace(macro, value)
-    return re.sub(r"\$\{?\w+\}?", "x", expr)
+    return substitute(expr)
 
 
 def _walk(value: Any) -> Iterator[dict[str, Any]]:
@@ -267,6 +300,82 @@ def _walk(value: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(value, list):
         for child in value:
             yield from _walk(child)
+
+
+def panels_of(dashboard: Model) -> list[Model]:
+    """Every panel, rows' nested panels included (a panel is what has a place on the grid)."""
+    return [node for node in _walk(dashboard.get("panels", [])) if "gridPos" in node]
+
+
+def queries_of(dashboard: Model) -> Iterator[tuple[str, str, str]]:
+    """(panel title, datasource type, query) of every visible target of every panel."""
+    for panel in panels_of(dashboard):
+        for target in panel.get("targets", []):
+            source = target.get("datasource") or panel.get("datasource") or {}
+            if "expr" in target and not target.get("hide"):
+                yield panel.get("title", ""), source.get("type", ""), target["expr"]
+
+
+def all_values(dashboard: Model) -> dict[str, str]:
+    """Each variable as Grafana sends it when "All" is selected (its allValue)."""
+    return {
+        variable["name"]: variable.get("allValue") or ".*"
+        for variable in dashboard.get("templating", {}).get("list", [])
+    }
+
+
+def parse_logql(queries: list[str]) -> list[dict[str, Any]]:
+    """Grafana's own LogQL parser's verdict on each query: ``{"ok": true}`` or
+    ``{"ok": false, "position": offset, "near": text}``. Installs the parser on first use
+    (``make setup`` does too), from the committed package-lock.json."""
+    if not queries:
+        return []
+    if not (LOGQL / "node_modules").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=LOGQL,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    parsed = subprocess.run(
+        ["node", "check.mjs"],
+        cwd=LOGQL,
+        input=json.dumps(queries),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    verdicts: list[dict[str, Any]] = json.loads(parsed.stdout)
+    return verdicts
+
+
+#: A LogQL stream selector's label matchers: ``{service_name=~"a|b", level="x"}``.
+_SELECTOR = re.compile(r'\{((?:\s*\w+\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*,?)+)\}')
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")')
+
+
+def _matches_empty(op: str, value: str) -> bool:
+    if op in ("=", "!="):
+        return (value == "") == (op == "=")
+    try:
+        matches = re.fullmatch(value, "") is not None
+    except re.error:
+        return False  # Loki will say what is wrong with the regex; the parser cannot
+    return matches == (op == "=~")
+
+
+def empty_compatible_selector(logql: str) -> str | None:
+    """The first stream selector of ``logql`` that Loki refuses because every matcher
+    also matches an empty label (``{service_name=~".*"}``), or None."""
+    for selector in _SELECTOR.finditer(logql):
+        matchers = [
+            (op, json.loads(quoted)) for _, op, quoted in _MATCHER.findall(selector.group(1))
+        ]
+        if all(_matches_empty(op, value) for op, value in matchers):
+            return selector.group(0)
+    return None
 
 
 def provisioned_datasources(provisioning: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -292,7 +401,9 @@ def provisioned_datasources(provisioning: Path) -> tuple[dict[str, dict[str, Any
 
 def check_grafana(provisioning: Path, dashboards: Path, model: Model) -> list[str]:
     """Datasource uids exist wherever they are named; dashboards are valid JSON with unique
-    panel ids and uids; every PromQL query parses; datasource URLs name compose services."""
+    panel ids and uids; every PromQL and LogQL query parses (LogQL with Grafana's own
+    grammar) and Loki would accept it with "All" selected; datasource URLs name compose
+    services."""
     datasources, problems = provisioned_datasources(provisioning)
     hosts = set(model["services"])
     for uid, source in datasources.items():
@@ -310,7 +421,7 @@ def check_grafana(provisioning: Path, dashboards: Path, model: Model) -> list[st
         if dashboard.get("uid") in dashboard_uids:
             problems.append(f"{where}: dashboard uid {dashboard.get('uid')} is used twice")
         dashboard_uids.add(dashboard.get("uid"))
-        panels = [node for node in _walk(dashboard.get("panels", [])) if "gridPos" in node]
+        panels = panels_of(dashboard)
         ids = [panel.get("id") for panel in panels]
         for duplicate in sorted({i for i in ids if ids.count(i) > 1}, key=str):
             problems.append(f"{where}: panel id {duplicate} is used twice")
@@ -318,16 +429,29 @@ def check_grafana(provisioning: Path, dashboards: Path, model: Model) -> list[st
             reference = node.get("datasource")
             if isinstance(reference, dict) and reference.get("uid") not in datasources:
                 problems.append(f"{where}: unknown datasource uid {reference.get('uid')}")
-        for panel in panels:
-            for target in panel.get("targets", []):
-                source = target.get("datasource") or panel.get("datasource") or {}
-                if source.get("type") != "prometheus" or "expr" not in target:
-                    continue
+        logql: list[tuple[str, str]] = []
+        for title, kind, expr in queries_of(dashboard):
+            if kind == "loki":
+                logql.append((title, expr))
+            elif kind == "prometheus":
                 try:
-                    promql_parser.parse(promql_of(target["expr"]))
+                    promql_parser.parse(promql_of(expr))
                 except ValueError as error:
                     problems.append(
-                        f"{where}: panel {panel.get('title')!r}: PromQL {target['expr']!r}"
-                        f" does not parse: {error}"
+                        f"{where}: panel {title!r}: PromQL {expr!r} does not parse: {error}"
                     )
+        # Loki runs a query as Grafana sends it, with "All" as the variable's allValue.
+        everything = all_values(dashboard)
+        verdicts = parse_logql([substitute(expr) for _, expr in logql])
+        for (title, expr), verdict in zip(logql, verdicts, strict=True):
+            if not verdict["ok"]:
+                problems.append(
+                    f"{where}: panel {title!r}: LogQL {expr!r} does not parse: error at"
+                    f" offset {verdict['position']} (near {verdict['near']!r})"
+                )
+            elif selector := empty_compatible_selector(substitute(expr, everything)):
+                problems.append(
+                    f"{where}: panel {title!r}: LogQL {expr!r}: with All selected its"
+                    f" selector {selector} matches empty labels, which Loki refuses"
+                )
     return problems

@@ -3,11 +3,13 @@ checks.py), and against the native lab so the two ways of running the shop canno
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -74,9 +76,7 @@ def test_the_stack_has_every_backend_the_lab_documents(model: checks.Model) -> N
 
 def test_every_port_in_the_readme_is_published(model: checks.Model) -> None:
     """Each localhost URL of README's "Docker Compose" section is a published port."""
-    documented = checks.readme_compose_ports()
-    assert documented, "README.md has no '## Docker Compose' section with 127.0.0.1 URLs"
-    assert documented <= set(checks.published_ports(model)), "README names unpublished ports"
+    assert checks.check_readme_ports(model) == []
 
 
 def test_services_get_the_same_settings_as_in_the_native_lab(
@@ -98,6 +98,52 @@ def test_services_get_the_same_settings_as_in_the_native_lab(
         assert model["services"][name]["environment"]["OBSLAB_PORT"] == env["OBSLAB_PORT"], name
 
 
+def same_setting(name: str, compose: str, native: str, services: set[str]) -> bool:
+    """Two values of a setting mean the same: equal, or URLs that differ only in where
+    the servers run (compose hosts, the lab's own ports) but not in the scheme, the
+    path (database, Redis db, vhost) or, for a shop service, the port."""
+    ours, theirs = urlsplit(compose), urlsplit(native)
+    if not ours.scheme or not ours.hostname:
+        return compose == native
+    same = (ours.scheme, ours.path.rstrip("/")) == (theirs.scheme, theirs.path.rstrip("/"))
+    return same and (ours.hostname not in services or ours.port == theirs.port)
+
+
+def setting_drift(model: checks.Model, runtime: Path) -> list[str]:
+    """The settings whose compose value means something else than the native lab's."""
+    native = {
+        process.name: process.env
+        for stage in plan(LabSettings(runtime_dir=runtime, otlp_endpoint="http://collector:4318"))
+        for process in stage
+        if "OBSLAB_PORT" in process.env
+    }
+    return [
+        f"docker-compose.yml: {service}: {key}={value!r}, natively {native[service][key]!r}"
+        for service, env in native.items()
+        for key, value in model["services"][service]["environment"].items()
+        if key in env and not same_setting(key, value, env[key], set(native))
+    ]
+
+
+def test_services_get_the_same_setting_values_as_in_the_native_lab(
+    model: checks.Model, tmp_path: Path
+) -> None:
+    """Each OBSLAB_*/OTEL_* value means the same in both modes: a service calls the same
+    callee on the same port, uses the same database, logs in the same format."""
+    assert setting_drift(model, tmp_path) == []
+
+
+def test_a_setting_that_drifted_from_the_native_lab_is_named(tmp_path: Path) -> None:
+    """A callee's port that differs from the native lab's is reported with the service."""
+    broken = broken_copy(
+        tmp_path,
+        "OBSLAB_PAYMENTS_URL: http://payments:8104",
+        "OBSLAB_PAYMENTS_URL: http://payments:8105",
+    )
+    drift = setting_drift(checks.compose_config(broken, ENV), tmp_path / "lab")
+    assert any("orders: OBSLAB_PAYMENTS_URL" in line for line in drift), drift
+
+
 def test_prometheus_config_is_valid_with_the_compose_targets(
     model: checks.Model, tmp_path: Path
 ) -> None:
@@ -105,7 +151,7 @@ def test_prometheus_config_is_valid_with_the_compose_targets(
     compose service, and every shop service is scraped."""
     prometheus = OBSERVABILITY / "prometheus"
     shutil.copy(prometheus / "prometheus.yml", tmp_path)
-    shutil.copytree(prometheus / "rules", tmp_path / "rules")
+    shutil.copytree(prometheus / "rules" / "lab", tmp_path / "rules")
     shutil.copytree(prometheus / "targets-compose", tmp_path / "targets")
     checked = run("promtool", "check", "config", str(tmp_path / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -176,3 +222,23 @@ def test_a_compose_mistake_is_named(tmp_path: Path, old: str, new: str, problem:
     model = checks.compose_config(broken_copy(tmp_path, old, new), ENV)
     problems = checks.check_compose(model, tmp_path / "docker-compose.yml")
     assert any(problem in p and "docker-compose.yml" in p for p in problems), problems
+
+
+def test_a_readme_port_nobody_publishes_is_named(model: checks.Model, tmp_path: Path) -> None:
+    """A URL in README's compose table that no container publishes is reported with README."""
+    readme = tmp_path / "README.md"
+    text = (checks.REPO / "README.md").read_text()
+    readme.write_text(text.replace("http://127.0.0.1:16686", "http://127.0.0.1:16687", 1))
+    problems = checks.check_readme_ports(model, readme)
+    assert any("127.0.0.1:16687" in p and "README.md" in p for p in problems), problems
+
+
+def test_a_dockerfile_that_runs_as_root_is_named(model: checks.Model, tmp_path: Path) -> None:
+    """A service image whose last stage runs as root is reported with its Dockerfile."""
+    text = (checks.REPO / "services" / "Dockerfile").read_text()
+    assert "USER obslab" in text
+    (tmp_path / "Dockerfile").write_text(text.replace("USER obslab", "USER root"))
+    broken = copy.deepcopy(model)
+    broken["services"]["catalog"]["build"] = {"context": str(tmp_path), "dockerfile": "Dockerfile"}
+    problems = checks.check_compose(broken)
+    assert any("Dockerfile: the image does not run as a non-root USER" in p for p in problems)

@@ -23,10 +23,12 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_prometheus_config_and_rules_are_valid(rendered: Path) -> None:
-    """promtool accepts the Prometheus config with its target lists and rule files."""
+    """promtool accepts the Prometheus config with its target lists and the lab's rule
+    files, and the rules of both profiles."""
     checked = run("promtool", "check", "config", str(rendered / "prometheus" / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    rules = sorted((OBSERVABILITY / "prometheus" / "rules").glob("*.yml"))
+    assert sorted((rendered / "prometheus" / "rules").glob("*.yml")), "the lab has no rules"
+    rules = sorted((OBSERVABILITY / "prometheus" / "rules").glob("*/*.yml"))
     assert rules
     checked = run("promtool", "check", "rules", *map(str, rules))
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -55,3 +57,41 @@ def test_a_broken_prometheus_config_is_refused(rendered: Path, tmp_path: Path) -
     checked = run("promtool", "check", "config", str(broken))
     assert checked.returncode != 0
     assert "five" in checked.stdout + checked.stderr
+
+
+def test_a_broken_rule_file_is_refused_naming_it(tmp_path: Path) -> None:
+    """promtool check rules fails on a rule whose PromQL is broken and names the file."""
+    rules = sorted((OBSERVABILITY / "prometheus" / "rules").glob("*/*.yml"))[0]
+    broken = tmp_path / rules.name
+    text = rules.read_text()
+    assert "expr: " in text
+    broken.write_text(text.replace("expr: ", "expr: sum(", 1))
+    checked = run("promtool", "check", "rules", str(broken))
+    assert checked.returncode != 0
+    assert rules.name in checked.stdout + checked.stderr
+
+
+def test_a_broken_alertmanager_config_is_refused_naming_it(tmp_path: Path) -> None:
+    """amtool fails on a route to a receiver that does not exist and names the file."""
+    config = OBSERVABILITY / "alertmanager" / "alertmanager.yml"
+    text = config.read_text()
+    assert "\n  receiver: " in text
+    broken = tmp_path / "alertmanager.yml"
+    broken.write_text(text.replace("\n  receiver: ", "\n  receiver: nobody-", 1))
+    checked = run("amtool", "check-config", str(broken))
+    assert checked.returncode != 0
+    assert "alertmanager.yml" in checked.stdout + checked.stderr
+    assert "nobody-" in checked.stdout + checked.stderr
+
+
+def test_a_broken_nginx_config_is_refused_naming_it(rendered: Path, tmp_path: Path) -> None:
+    """nginx -t fails on an unknown directive and names the file and line."""
+    text = (rendered / "nginx" / "nginx.conf").read_text()
+    assert "upstream gateway {" in text
+    broken = tmp_path / "nginx.conf"
+    broken.write_text(text.replace("upstream gateway {", "upstream gateway {\n    bogus on;", 1))
+    for folder in ("logs", "tmp"):
+        (tmp_path / folder).mkdir()
+    checked = run("nginx", "-t", "-p", str(tmp_path), "-c", str(broken))
+    assert checked.returncode != 0
+    assert f"{broken}:" in checked.stderr and "bogus" in checked.stderr

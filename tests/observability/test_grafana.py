@@ -62,6 +62,24 @@ def test_the_overview_shows_red_per_service_and_orders() -> None:
     assert "obslab_orders_placed_total" in text
 
 
+def test_the_overview_shows_logs_and_a_metric_from_logs() -> None:
+    """The overview has Loki queries, so the LogQL check checks something real."""
+    dashboard = json.loads((DASHBOARDS / "shop-overview.json").read_text())
+    logql = [expr for _, kind, expr in checks.queries_of(dashboard) if kind == "loki"]
+    assert any("count_over_time" in expr for expr in logql)
+    assert any("severity_text" in expr for expr in logql)
+
+
+def test_grafanas_logql_grammar_tells_good_from_bad() -> None:
+    """The npm parser accepts valid LogQL and reports where invalid LogQL breaks."""
+    verdicts = checks.parse_logql(
+        ['{service_name="orders"} |= "order.failed"', 'sum(rate({service_name="orders"}[1m])']
+    )
+    assert verdicts[0] == {"ok": True}
+    assert verdicts[1]["ok"] is False
+    assert verdicts[1]["position"] > 0
+
+
 def broken_copy(tmp_path: Path, change: Callable[[str], str]) -> tuple[Path, Path]:
     provisioning = tmp_path / "provisioning"
     dashboards = tmp_path / "dashboards"
@@ -85,13 +103,18 @@ def _duplicate_id(text: str) -> str:
         (_duplicate_id, "panel id 2 is used twice"),
         (lambda t: t.replace('"uid": "loki"', '"uid": "logs"', 1), "unknown datasource uid logs"),
         (lambda t: t.rstrip()[:-1], "not valid JSON"),
+        (
+            lambda t: t.replace(" [1m]))", " [1m))", 1),
+            "panel 'Error log lines per minute, by service': LogQL",
+        ),
+        (lambda t: t.replace('"allValue": ".+"', '"allValue": ".*"', 1), "matches empty labels"),
     ],
 )
 def test_a_dashboard_mistake_is_named(
     model: checks.Model, tmp_path: Path, change: Callable[[str], str], problem: str
 ) -> None:
-    """Bad PromQL, a duplicate panel id, an unknown datasource or broken JSON is
-    reported with the dashboard's file name."""
+    """Bad PromQL or LogQL, a Loki selector Loki refuses, a duplicate panel id, an unknown
+    datasource or broken JSON is reported with the dashboard's file name (and the panel's)."""
     provisioning, dashboards = broken_copy(tmp_path, change)
     problems = checks.check_grafana(provisioning, dashboards, model)
     assert any(problem in p and "shop-overview.json" in p for p in problems), problems

@@ -59,7 +59,9 @@ class Chain:
         return f"obslab_bench_{self.run_id}_{service}"
 
     def env_for(self, service: str) -> dict[str, str]:
-        env = dict(self.env)
+        # A lab on this machine, as `obslab up` runs it: the gateway accepts its dev
+        # credentials (bench/checkout.js signs in with them) instead of refusing to start.
+        env = {"OBSLAB_ENVIRONMENT": "dev", **self.env}
         if service != "gateway":  # stateless: it has no database
             env["OBSLAB_DATABASE_URL"] = f"{self.postgres_url}/{self.database(service)}"
         for callee in CALLS.get(service, []):

@@ -1,0 +1,79 @@
+"""Where a breakpoint run broke: the arrival rate at which checkout's p95 and p99
+crossed their SLOs, and the lab component that was busiest then.
+
+k6's thresholds see the p99 of the whole run so far, which lags behind the moment
+it went wrong; this reads every sample k6 wrote (``--out csv``) and cuts the run
+into windows, each with its own arrival rate and p99.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile: the smallest value at least ``share`` of them reach."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def windows(samples: Path, step: str, seconds: int = 10) -> list[dict[str, Any]]:
+    """Per ``seconds`` of the run: iterations per second and ``step``'s p95 and p99 (ms)."""
+    durations: dict[int, list[float]] = {}
+    iterations: dict[int, int] = {}
+    start = None
+    with samples.open(newline="") as file:
+        for row in csv.DictReader(file):
+            second = int(row["timestamp"])
+            start = second if start is None else start
+            window = (second - start) // seconds
+            if row["metric_name"] == "iterations":
+                iterations[window] = iterations.get(window, 0) + 1
+            elif row["metric_name"] == "http_req_duration" and f"step={step}" in (
+                row["extra_tags"] or ""
+            ).split("&"):
+                durations.setdefault(window, []).append(float(row["metric_value"]))
+    return [
+        {
+            "t": window * seconds,
+            "rate": iterations.get(window, 0) / seconds,
+            "requests": len(durations.get(window, [])),
+            **{
+                f"p{share}_ms": percentile(durations[window], share / 100)
+                if window in durations
+                else None
+                for share in (95, 99)
+            },
+        }
+        for window in range(max([*iterations, *durations], default=-1) + 1)
+    ]
+
+
+def busiest(
+    cpu_samples: list[dict[str, Any]], start: float, end: float, ignore: tuple[str, ...] = ("k6",)
+) -> tuple[str, float]:
+    """The component with the highest mean CPU (% of one core) between ``start`` and ``end``,
+    the load generator (``ignore``) aside: it is not the shop."""
+    inside = [s["cpu_pct"] for s in cpu_samples if start < s["t"] <= end + 1e-9]
+    if not inside:
+        return "", 0.0
+    names = [name for name in inside[0] if name not in ignore]
+    means = {name: sum(s[name] for s in inside) / len(inside) for name in names}
+    name = max(means, key=lambda n: means[n])
+    return name, means[name]
+
+
+def machine(cpu_samples: list[dict[str, Any]], start: float, end: float) -> float | None:
+    """The whole machine's mean CPU (% of one core) between ``start`` and ``end``."""
+    inside = [s["machine_pct"] for s in cpu_samples if start < s["t"] <= end + 1e-9]
+    return sum(inside) / len(inside) if inside else None
+
+
+def crossing(rows: list[dict[str, Any]], key: str, limit_ms: float) -> dict[str, Any] | None:
+    """The first window whose ``key`` (``p99_ms``) is above ``limit_ms`` and stays above in
+    the next one (one slow window on a shared machine is noise, two are a trend), or None."""
+    above = [w[key] is not None and w[key] > limit_ms for w in rows]
+    return next((rows[i] for i in range(len(rows) - 1) if above[i] and above[i + 1]), None)

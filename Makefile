@@ -1,5 +1,5 @@
 # The commands a newcomer needs. `make test` installs everything it uses itself.
-.PHONY: setup test lint format up down bench validate
+.PHONY: setup test lint format up down bench validate load chaos-proof
 
 export UV_PYTHON_DOWNLOADS := never
 # Compile the dependencies once: this machine sets PYTHONDONTWRITEBYTECODE, and every
@@ -11,6 +11,8 @@ setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@scripts/ensure-system-packages lab
 	@$(UV) sync --all-packages --frozen --quiet
+	@# Grafana's LogQL grammar (npm) for the dashboards' Loki queries, from its lockfile.
+	@test -d tests/observability/logql/node_modules || npm ci --prefix tests/observability/logql --no-audit --no-fund --loglevel=error
 
 test: setup
 	$(UV) run pytest
@@ -35,7 +37,20 @@ up: setup
 down: setup
 	$(UV) run obslab down
 
-# What telemetry costs: the checkout chain under k6 load, telemetry off and on, side
-# by side (about five minutes). Writes bench/results/latest.{json,md}.
+# What telemetry costs: the checkout chain under k6 load, telemetry off, on, and on with
+# the lab's receiver storing, side by side (about eight minutes). Writes
+# bench/results/latest.{json,md}.
 bench: setup
 	$(UV) run python -m bench
+
+# A k6 scenario against the lab, its thresholds the SLOs (observability/slo.yaml):
+#   make load SCENARIO=smoke   (average, stress, spike, soak, breakpoint; see load/README.md)
+#   make load SCENARIO=stress ARGS="--rate 6 --prometheus"
+load: setup
+	$(UV) run obslab load $(SCENARIO) $(ARGS)
+
+# Every chaos experiment against a native lab, each one's alerts shown to arrive at the
+# webhook receiver and to resolve after rollback (about 20 minutes; `make test` runs two
+# of them). The table of which experiment proves which alert: docs/alerts.md.
+chaos-proof: setup
+	$(UV) run pytest -m chaos_proof tests/e2e/test_chaos.py

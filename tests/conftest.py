@@ -3,6 +3,7 @@ shared native lab for the end-to-end tests that leave it as they found it."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -10,8 +11,21 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+import obskit
 from tests.support.backends import Backends
 from tests.support.lab import Lab, running_lab
+
+# Services default to production, where a secret left at its dev default refuses to
+# start. Tests (and the services they start as processes, which inherit this) are not.
+os.environ.setdefault("OBSLAB_ENVIRONMENT", "test")
+
+
+@pytest.fixture(autouse=True)
+def no_retry_waits() -> Iterator[None]:
+    """The kit's retries never wait in tests (their attempts and budget still apply)."""
+    obskit.set_retry_testing(True)
+    yield
+    obskit.set_retry_testing(False)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -70,9 +71,10 @@ def test_without_a_lab_or_a_token_the_cli_says_so(
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_every_experiment_file_is_valid(path: Path) -> None:
-    """Each experiment in chaos/experiments loads against the schema."""
+    """Each experiment in chaos/experiments loads against the schema and names the alerts
+    it must make arrive at the webhook."""
     experiment = load_experiment(path)
-    assert experiment.steady_state and experiment.method and experiment.expect.probes
+    assert experiment.steady_state and experiment.method and experiment.expect.alerts
 
 
 def test_the_issue_s_experiments_are_all_there() -> None:
@@ -94,6 +96,8 @@ def test_the_issue_s_experiments_are_all_there() -> None:
         ("title: x\n", "description: Field required"),
         ("- just a list\n", "Input should be a valid dictionary"),
         ("title: [unclosed\n", "expected"),
+        ("expect: {alerts: [{alert: High Error}]}\n", "expect.alerts.0.alert: String should"),
+        ("expect: {deadline: 1m}\n", "expect: Value error, expect needs probes, alerts"),
     ],
 )
 def test_a_bad_experiment_is_refused_saying_where(text: str, problem: str, tmp_path: Path) -> None:
@@ -174,19 +178,73 @@ def prometheus(breaker_opens: bool | None, steady: bool = True) -> Prometheus:
 def quick(name: str) -> Experiment:
     """An experiment of the repository without its load and with short deadlines."""
     experiment = load_experiment(EXPERIMENTS_DIR / f"{name}.yaml")
-    expect = experiment.expect.model_copy(update={"deadline": 2})
+    expect = experiment.expect.model_copy(update={"deadline": 2, "resolve_deadline": 2})
     return experiment.model_copy(update={"load": None, "expect": expect, "recovery_deadline": 2})
 
 
-def run(breaker_opens: bool | None, tmp_path: Path, steady: bool = True) -> tuple[dict, FakeAdmin]:
+class FakeWebhook:
+    """Alertmanager's deliveries to the lab's receiver as the runner reads them: each
+    alert of ``fires`` (name, service) is delivered firing once a fault is injected, and
+    resolved once it is cleared (unless ``resolves`` is false); ``earlier`` rows were
+    delivered before the experiment."""
+
+    def __init__(
+        self,
+        admin: FakeAdmin,
+        fires: list[tuple[str, str]],
+        resolves: bool = True,
+        earlier: list[dict[str, object]] | None = None,
+    ) -> None:
+        self.admin, self.fires, self.resolves = admin, fires, resolves
+        self.earlier = earlier or []
+        self.started = ""
+
+    def delivered(self) -> list[dict[str, object]]:
+        if not any(call == "inject" for call, _ in self.admin.calls):
+            return list(self.earlier)
+        # As Alertmanager sends it: UTC, "Z", nanoseconds.
+        self.started = self.started or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f001Z")
+        cleared = any(call == "clear" for call, _ in self.admin.calls)
+        status = "resolved" if cleared and self.resolves else "firing"
+        return [
+            *self.earlier,
+            *(
+                {
+                    "alertname": name,
+                    "service": service,
+                    "status": status,
+                    "starts_at": self.started,
+                    "labels": {"alertname": name, "service": service},
+                }
+                for name, service in self.fires
+            ),
+        ]
+
+
+def expected(name: str) -> list[tuple[str, str]]:
+    """The alerts (name, service) an experiment of the repository expects."""
+    alerts = load_experiment(EXPERIMENTS_DIR / f"{name}.yaml").expect.alerts
+    return [(a.alert, a.service or "gateway") for a in alerts]
+
+
+def run(
+    breaker_opens: bool | None,
+    tmp_path: Path,
+    steady: bool = True,
+    fires: list[tuple[str, str]] | None = None,
+    resolves: bool = True,
+    earlier: list[dict[str, object]] | None = None,
+) -> tuple[dict, FakeAdmin]:
     admin = FakeAdmin()
     settings = LabSettings(_env_file=None, runtime_dir=tmp_path)  # type: ignore[call-arg]
+    fires = expected("slow-payments") if fires is None else fires
     journal, path = run_experiment(
         quick("slow-payments"),
         admin,  # type: ignore[arg-type]
         prometheus(breaker_opens, steady),
         settings,
         Console(file=io.StringIO()),
+        FakeWebhook(admin, fires, resolves, earlier),  # type: ignore[arg-type]
     )
     assert json.loads(path.read_text()) == journal
     assert path.parent == tmp_path / "chaos"
@@ -194,10 +252,71 @@ def run(breaker_opens: bool | None, tmp_path: Path, steady: bool = True) -> tupl
 
 
 def test_an_experiment_whose_signals_appear_completes_and_rolls_back(tmp_path: Path) -> None:
-    """Steady state, fault injected, breaker seen open, fault cleared, recovered."""
+    """Steady state, fault injected, breaker seen open and alerts delivered, fault
+    cleared, recovered, alerts delivered resolved."""
     journal, admin = run(True, tmp_path)
     assert journal["status"] == "completed", journal
     assert admin.calls == [("inject", "payments"), ("clear", "payments")]
+    steps = journal["steps"]
+    assert [r["alert"] for r in steps["alerts"]] == [
+        str(a) for a in load_experiment(EXPERIMENTS_DIR / "slow-payments.yaml").expect.alerts
+    ]
+    assert all(r["ok"] and r["arrived"] for r in steps["alerts"])
+    assert all(r["ok"] and r["resolved"] == 1 for r in steps["alerts_resolved"])
+
+
+def test_an_alert_that_never_arrives_fails_the_experiment(tmp_path: Path) -> None:
+    """An expected alert Alertmanager never delivers fails the run, naming the alert,
+    after the rollback."""
+    missing, *delivered = expected("slow-payments")
+    journal, admin = run(True, tmp_path, fires=delivered)
+    assert journal["status"] == "failed"
+    assert journal["verdict"] == f"signals not seen: {missing[0]}{{service={missing[1]}}}"
+    assert admin.calls[-1] == ("clear", "payments")
+
+
+def test_an_alert_that_does_not_resolve_after_rollback_fails_the_experiment(
+    tmp_path: Path,
+) -> None:
+    """Alerts that arrive but are still firing at the webhook when the resolve deadline
+    passes fail the run, though everything else recovered."""
+    journal, _ = run(True, tmp_path, resolves=False)
+    assert journal["status"] == "failed"
+    assert journal["verdict"].startswith("alerts not resolved: ")
+    assert all(r["firing"] == 1 for r in journal["steps"]["alerts_resolved"])
+
+
+def earlier(status: str) -> list[dict[str, object]]:
+    """The slow-payments alerts as delivered by an earlier experiment, now ``status``."""
+    return [
+        {
+            "alertname": name,
+            "service": service,
+            "status": status,
+            "starts_at": "2026-01-01T00:00:00.000000001Z",
+            "labels": {"alertname": name, "service": service},
+        }
+        for name, service in expected("slow-payments")
+    ]
+
+
+def test_an_alert_delivered_before_the_fault_does_not_count(tmp_path: Path) -> None:
+    """An expected alert delivered (and resolved) before the injection is not this
+    experiment's: only a delivery that started after the fault went in proves it."""
+    journal, _ = run(True, tmp_path, fires=[], earlier=earlier("resolved"))
+    assert journal["status"] == "failed"
+    assert journal["verdict"].startswith("signals not seen: ")
+    assert not any(r["ok"] for r in journal["steps"]["alerts"])
+
+
+def test_an_expected_alert_still_firing_before_stops_the_experiment(tmp_path: Path) -> None:
+    """An expected alert still firing when the experiment starts (and past the resolve
+    deadline) could not be told from the fault's own: nothing is injected."""
+    journal, admin = run(True, tmp_path, earlier=earlier("firing"))
+    assert journal["status"] == "failed"
+    assert journal["verdict"] == "an expected alert was still firing before: nothing was injected"
+    assert not any(r["ok"] for r in journal["steps"]["alerts_before"])
+    assert ("inject", "payments") not in admin.calls
 
 
 def test_a_signal_that_never_appears_fails_the_experiment_after_the_rollback(
@@ -215,6 +334,29 @@ def test_ctrl_c_aborts_the_experiment_and_still_rolls_back(tmp_path: Path) -> No
     journal, admin = run(None, tmp_path)
     assert journal["status"] == "aborted"
     assert admin.calls == [("inject", "payments"), ("clear", "payments")]
+
+
+def test_ctrl_c_before_the_load_started_aborts_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C while the steady state is checked, before the load's shoppers started:
+    the run is aborted, nothing was injected, and stopping the load does not crash."""
+
+    def interrupt(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    admin = FakeAdmin()
+    settings = LabSettings(_env_file=None, runtime_dir=tmp_path)  # type: ignore[call-arg]
+    experiment = load_experiment(EXPERIMENTS_DIR / "slow-payments.yaml")
+    assert experiment.load is not None
+    journal, _ = run_experiment(
+        experiment,
+        admin,  # type: ignore[arg-type]
+        Prometheus("http://prometheus", transport=httpx.MockTransport(interrupt)),
+        settings,
+        Console(file=io.StringIO()),
+        FakeWebhook(admin, []),  # type: ignore[arg-type]
+    )
+    assert journal["status"] == "aborted"
+    assert admin.calls == []
 
 
 def test_no_fault_is_injected_when_the_steady_state_does_not_hold(tmp_path: Path) -> None:

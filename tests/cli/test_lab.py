@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from obslab.process import group_alive, port_open
+from tests.support.auth import auth_headers
 from tests.support.backends import wait_for
 from tests.support.lab import Lab, place_order, running_lab
 from tests.support.otlp import OTLPReceiver
@@ -71,7 +72,8 @@ def test_orders_through_the_edge_leave_exemplars_of_their_traces(
     trace_ids = {r.headers["x-trace-id"] for r in responses}
 
     def notified(order_id: str) -> bool:
-        return httpx.get(f"{lab.edge}/api/orders/{order_id}").json()["notified_at"] is not None
+        read = httpx.get(f"{lab.edge}/api/orders/{order_id}", headers=auth_headers(lab.edge))
+        return read.json()["notified_at"] is not None
 
     for response in responses:
         wait_for(lambda r=response: notified(r.json()["id"]), 60, "order notified")

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.auth import auth_headers
 from tests.support.backends import wait_for
 from tests.support.lab import Lab, place_order
 
@@ -35,7 +36,12 @@ def test_an_order_is_one_trace_across_the_shop_in_the_lab_store(lab: Lab) -> Non
     assert response.status_code == 201, response.text
     trace_id = response.headers["x-trace-id"]
     order = f"{lab.edge}/api/orders/{response.json()['id']}"
-    wait_for(lambda: httpx.get(order).json()["notified_at"] is not None, 60, "order notified")
+    headers = auth_headers(lab.edge)
+    wait_for(
+        lambda: httpx.get(order, headers=headers).json()["notified_at"] is not None,
+        60,
+        "order notified",
+    )
 
     def services_in_store() -> set[str]:
         shown = lab.obslab("trace", trace_id, "--json")

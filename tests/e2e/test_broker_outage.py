@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_checkout import place_order
+from tests.support.auth import service_headers
 from tests.support.backends import Backends, PrivateServer, private_rabbit, wait_for
 from tests.support.otlp import OTLPReceiver
 from tests.support.stack import Stack
@@ -70,13 +71,19 @@ def test_every_accepted_order_is_notified_exactly_once_across_a_broker_outage(
 
         def all_notified() -> bool:
             return all(
-                httpx.get(f"{orders}/orders/{order_id}").json()["notified_at"]
+                httpx.get(f"{orders}/orders/{order_id}", headers=service_headers("orders")).json()[
+                    "notified_at"
+                ]
                 for order_id in accepted
             )
 
         wait_for(all_notified, 120, "every accepted order notified")
         for order_id in accepted:
-            sent = httpx.get(f"{notifications}/notifications", params={"order_id": order_id})
+            sent = httpx.get(
+                f"{notifications}/notifications",
+                params={"order_id": order_id},
+                headers=service_headers("notifications"),
+            )
             assert len(sent.json()) == 1, f"order {order_id}: {sent.json()}"
     finally:
         stack.close()

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.support.auth import auth_headers, service_headers
 from tests.support.backends import wait_for
 from tests.support.otlp import OTLPReceiver, Span
 from tests.support.stack import Stack
@@ -21,13 +22,15 @@ def place_order(gateway: str, items: list[dict[str, int]], **headers: str) -> ht
     return httpx.post(
         f"{gateway}/api/orders",
         json={"items": items, "card": CARD, "email": "learner@example.com"},
-        headers=headers,
+        headers={**auth_headers(gateway), **headers},
         timeout=30,
     )
 
 
 def notified(gateway: str, order_id: str) -> bool:
-    order = httpx.get(f"{gateway}/api/orders/{order_id}", timeout=10).json()
+    order = httpx.get(
+        f"{gateway}/api/orders/{order_id}", headers=auth_headers(gateway), timeout=10
+    ).json()
     return order.get("notified_at") is not None
 
 
@@ -82,7 +85,9 @@ def test_card_number_never_leaves_the_services(shop: Stack, otlp: OTLPReceiver) 
 def test_concurrent_orders_for_the_last_items_never_oversell(shop: Stack) -> None:
     """Twenty simultaneous orders for the last five units: five succeed, the rest are 409."""
     inventory, gateway = shop.urls["inventory"], shop.urls["gateway"]
-    assert httpx.put(f"{inventory}/stock/7", json={"available": 5}).status_code == 200
+    stock = service_headers("inventory")  # inventory is internal: tests call it as a service
+    put = httpx.put(f"{inventory}/stock/7", json={"available": 5}, headers=stock)
+    assert put.status_code == 200
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(
@@ -91,7 +96,7 @@ def test_concurrent_orders_for_the_last_items_never_oversell(shop: Stack) -> Non
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] * 5 + [409] * 15
-    assert httpx.get(f"{inventory}/stock/7").json()["available"] == 0
+    assert httpx.get(f"{inventory}/stock/7", headers=stock).json()["available"] == 0
 
 
 def test_same_idempotency_key_never_charges_twice(shop: Stack) -> None:
@@ -105,5 +110,7 @@ def test_same_idempotency_key_never_charges_twice(shop: Stack) -> None:
     )
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
-    charge = httpx.get(f"{shop.urls['payments']}/charges/{first.json()['id']}").json()
+    charge = httpx.get(
+        f"{shop.urls['payments']}/charges/{first.json()['id']}", headers=service_headers("payments")
+    ).json()
     assert charge["amount_cents"] == first.json()["total_cents"]

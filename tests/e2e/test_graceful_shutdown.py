@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.auth import service_headers
 from tests.support.backends import Backends, wait_for
 from tests.support.otlp import OTLPReceiver
 from tests.support.stack import Stack
@@ -48,7 +49,13 @@ def test_sigterm_finishes_the_charge_in_flight_and_exports_its_spans(
             "card": {"number": "4242424242424242", "expiry": "12/39", "cvc": "123"},
         }
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(httpx.post, f"{url}/charges", json=charge, timeout=30)
+            pending = pool.submit(
+                httpx.post,
+                f"{url}/charges",
+                json=charge,
+                headers=service_headers("payments"),
+                timeout=30,
+            )
             wait_for(lambda: active_posts(url) >= 1, 15, "the charge in flight")
             stack.stop("payments")
             response = pending.result()

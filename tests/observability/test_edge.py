@@ -34,6 +34,7 @@ HIDDEN = [
     "/docs",
 ]
 
+
 @pytest.fixture(scope="module")
 async def gateway_ports() -> AsyncIterator[tuple[int, int]]:
     """Two gateway replicas on ports (their services down: only the edge is under test)."""

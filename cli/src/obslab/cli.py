@@ -1,5 +1,5 @@
 """``obslab``: run the native lab (``up``, ``down``, ``status``, ``logs``) and read its
-traces (``traces``, ``trace``, ``logs --trace``)."""
+traces (``traces``, ``trace``, ``logs --trace``) and delivered alerts (``alerts``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from obslab import chaos, load, token
 from obslab.lab import LabSettings, plan
 from obslab.process import group_alive, healthy, stop_group, stop_groups
 from obslab.servers import MissingBinary
@@ -28,6 +29,13 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
+
+# `obslab load SCENARIO [-- k6 args]`: k6 and the SLO thresholds live in their own module.
+app.command("load", context_settings={"allow_extra_args": True})(load.command)
+# `obslab token`: a bearer token for the lab's demo client.
+app.command("token")(token.command)
+# `obslab chaos inject|list|clear|run`: fault injection through the services' admin API.
+app.add_typer(chaos.app, name="chaos")
 
 
 def _state(settings: LabSettings) -> dict[str, Any] | None:
@@ -105,6 +113,8 @@ def up(
         console.print(_table(_report(settings)))
         return
     _clean_leftovers(state)
+    # A new admin token for each lab: plan() makes it, the services get it.
+    settings.path("admin-token").unlink(missing_ok=True)
     try:
         # Fails early, before anything starts, when a binary is missing.
         expected = [process.name for stage in plan(settings) for process in stage]
@@ -151,6 +161,7 @@ def up(
         f"  curl -s 127.0.0.1:{settings.edge_port}/api/products\n"
         f"  open http://127.0.0.1:{settings.prometheus_port}/targets"
         + ("" if otlp else "\n  uv run obslab traces")
+        + "\n  uv run obslab alerts"
     )
 
 
@@ -240,6 +251,24 @@ def trace(
         print(json.dumps(tree, indent=2))
     else:
         console.print(show.waterfall_view(tree))
+
+
+@app.command()
+def alerts(
+    firing: Annotated[bool, typer.Option("--firing", help="Only alerts still firing.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the alerts Alertmanager delivered to the lab: state, severity, service, runbook."""
+    store = _store()
+    found = store.alerts(firing=firing, limit=limit)
+    store.close()
+    if as_json:
+        print(json.dumps(found, indent=2))
+    elif not found:
+        console.print("No alerts delivered yet: an injected fault fires one within a minute.")
+    else:
+        console.print(show.alerts_table(found))
 
 
 def _trace_logs(trace_id: str, as_json: bool) -> None:

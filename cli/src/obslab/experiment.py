@@ -5,15 +5,21 @@ looks like, what to break, what must be seen while it is broken, and how to undo
 The steps of a run, each recorded in the journal:
 
 1. **steady state**: every probe of ``steady_state`` holds (PromQL against the lab's
-   Prometheus, each value within its tolerance); if not, nothing is injected;
+   Prometheus, each value within its tolerance), and none of the expected alerts is
+   firing at the webhook (waited for up to ``expect.resolve_deadline``); if not,
+   nothing is injected;
 2. **method**: the faults are injected through the admin API (and lab actions run,
    such as killing a component), with optional load placing orders through the edge;
 3. **signals**: every probe of ``expect.probes`` must hold at some point before
-   ``expect.deadline`` (a breaker open, a fallback counted, an alert firing);
+   ``expect.deadline`` (a breaker open, a fallback counted), and every alert of
+   ``expect.alerts`` must arrive at the lab's webhook receiver (Alertmanager delivered
+   it: what ``obslab alerts`` lists) while the fault is on;
 4. **rollback**, always, also after Ctrl-C or an error: the faults are cleared and
    the actions stopped;
-5. **recovery**: the steady state holds again before ``recovery_deadline``, and every
-   order the load placed and the shop accepted (201) is found confirmed.
+5. **recovery**: the steady state holds again before ``recovery_deadline``, every
+   order the load placed and the shop accepted (201) is found confirmed, and every
+   expected alert that arrived arrives resolved before ``expect.resolve_deadline``
+   (counted from the rollback).
 
 The verdict is ``completed`` only when all of it held; ``failed`` names the first
 step that did not, ``aborted`` means the run was interrupted (rollback still ran).
@@ -21,6 +27,7 @@ step that did not, ``aborted`` means the run was interrupted (rollback still ran
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -28,7 +35,8 @@ import re
 import signal
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
@@ -168,12 +176,51 @@ class Load(_Strict):
     orders_per_s: float = Field(default=2, gt=0, le=50)
     #: Shoppers at once: a slow answer holds one, the others go on placing orders.
     concurrency: int = Field(default=4, ge=1, le=32)
+    #: The lab seeds 1000 units of each product: each experiment buys its own (6, 8-12;
+    #: the e2e tests buy 1-5 and 7), so that running them all does not sell one out
+    #: and turn every order into a 409.
     product_id: int = Field(default=1, ge=1)
 
 
+class ExpectedAlert(_Strict):
+    """An alert (by name, and by its ``service`` label where it can fire for several
+    services) that must be delivered to the lab's webhook receiver while the fault is
+    on, and delivered resolved after the rollback."""
+
+    alert: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    service: str | None = None
+
+    def matches(self, delivered: dict[str, Any]) -> bool:
+        """Whether ``delivered`` (a row of ``obslab alerts --json``) is this alert."""
+        return delivered["alertname"] == self.alert and self.service in (
+            None,
+            delivered["labels"].get("service"),
+        )
+
+    def __str__(self) -> str:
+        return self.alert + (f"{{service={self.service}}}" if self.service else "")
+
+
 class Expect(_Strict):
+    """What must be seen while the faults are on (within ``deadline``), and how long
+    the alerts may take to resolve after the rollback."""
+
     deadline: Seconds = 60
-    probes: list[Probe] = Field(min_length=1)
+    probes: list[Probe] = []
+    alerts: list[ExpectedAlert] = []
+    #: From the rollback to the last expected alert delivered resolved (and, before the
+    #: faults go in, the longest wait for one still firing from earlier). An alert
+    #: resolves once its expression is false (a rate over the lab's 1m window forgets
+    #: the fault in a minute, an SLO burn's 2m short window in two), plus a scrape and
+    #: an evaluation (5 s each) and Alertmanager's group_interval (10 s) before the
+    #: webhook hears of it.
+    resolve_deadline: Seconds = 150
+
+    @model_validator(mode="after")
+    def _something_to_see(self) -> Self:
+        if not self.probes and not self.alerts:
+            raise ValueError("expect needs probes, alerts, or both")
+        return self
 
 
 class Experiment(_Strict):
@@ -260,19 +307,106 @@ class Prometheus:
         return {"probe": probe.name, "value": value, "ok": ok}
 
 
-def _hold(
-    prometheus: Prometheus, probes: list[Probe], deadline_s: float, since: float | None = None
+class Webhook:
+    """The alerts Alertmanager delivered to the lab's receiver: the rows of its store
+    that ``obslab alerts --json`` prints, one per alert per firing, each ``firing``
+    until Alertmanager sends it resolved."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def of_lab(cls, settings: LabSettings) -> Webhook:
+        return cls(settings.path("data", "telemetry.sqlite3"))
+
+    def delivered(self) -> list[dict[str, Any]]:
+        from obslab.telemetry.store import Store  # protobuf and sqlite: only when used
+
+        if not self.path.exists():
+            return []  # the receiver has not started (yet): nothing delivered
+        store = Store(self.path, readonly=True)
+        try:
+            return store.alerts(limit=1000)
+        finally:
+            store.close()
+
+
+def _instant(text: str) -> datetime:
+    """An RFC 3339 time as Alertmanager sends it (``Z``, up to nanoseconds)."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
+
+
+def _firings(
+    webhook: Webhook, expected: ExpectedAlert, since: datetime, until: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Poll until every probe has held once (each may hold at a different moment), or
+    """The deliveries of ``expected`` that started firing between ``since`` and ``until``."""
+    return [
+        row
+        for row in webhook.delivered()
+        if expected.matches(row)
+        and since <= _instant(row["starts_at"])
+        and (until is None or _instant(row["starts_at"]) <= until)
+    ]
+
+
+def _arrived(webhook: Webhook, expected: ExpectedAlert, since: datetime) -> dict[str, Any]:
+    """Whether ``expected`` has been delivered since the faults went in."""
+    rows = _firings(webhook, expected, since)
+    return {
+        "alert": str(expected),
+        "ok": bool(rows),
+        "arrived": [
+            {"service": r["service"], "starts_at": r["starts_at"], "status": r["status"]}
+            for r in rows
+        ],
+    }
+
+
+def _quiet(webhook: Webhook, expected: ExpectedAlert) -> dict[str, Any]:
+    """Whether no delivery of ``expected`` is firing at the webhook."""
+    firing = [r for r in webhook.delivered() if expected.matches(r) and r["status"] == "firing"]
+    return {"alert": str(expected), "ok": not firing, "firing": len(firing)}
+
+
+def _resolved(
+    webhook: Webhook, expected: ExpectedAlert, fired: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Whether every firing in ``fired`` (the deliveries of ``expected`` while the fault
+    was on) has been delivered resolved: found by labels and start, status ``resolved``."""
+    keys = {(json.dumps(r["labels"], sort_keys=True), r["starts_at"]) for r in fired}
+    now = {
+        (json.dumps(r["labels"], sort_keys=True), r["starts_at"]): r for r in webhook.delivered()
+    }
+    firing = [key for key in keys if now.get(key, {}).get("status") != "resolved"]
+    return {
+        "alert": str(expected),
+        "ok": not firing,
+        "resolved": len(keys) - len(firing),
+        "firing": len(firing),
+    }
+
+
+Check = Callable[[], dict[str, Any]]
+
+
+def _probes(
+    prometheus: Prometheus, probes: list[Probe], since: float | None = None
+) -> dict[str, Check]:
+    return {f"probe {p.name}": functools.partial(prometheus.check, p, since) for p in probes}
+
+
+def _hold(checks: dict[str, Check], deadline_s: float) -> list[dict[str, Any]]:
+    """Poll until every check has held once (each may hold at a different moment), or
     the deadline passes; the last result of each."""
     results: dict[str, dict[str, Any]] = {}
     end = time.monotonic() + deadline_s
     while True:
-        for probe in probes:
-            if not results.get(probe.name, {}).get("ok"):
-                result = prometheus.check(probe, since)
+        for name, check in checks.items():
+            if not results.get(name, {}).get("ok"):
+                result = check()
                 result["at"] = _now()
-                results[probe.name] = result
+                results[name] = result
         if all(r["ok"] for r in results.values()) or time.monotonic() > end:
             return list(results.values())
         time.sleep(1)
@@ -306,7 +440,8 @@ class Shopper:
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=60)
+            if thread.ident is not None:  # not started: stopped before the load began
+                thread.join(timeout=60)
 
     def _run(self) -> None:
         body = {
@@ -413,8 +548,12 @@ def run_experiment(
     prometheus: Prometheus,
     settings: LabSettings,
     console: Console,
+    webhook: Webhook | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Run ``experiment``; its journal, also written under the runtime folder."""
+    """Run ``experiment``; its journal, also written under the runtime folder. The
+    expected alerts are looked for in ``webhook`` (default: the lab's receiver)."""
+    webhook = webhook or Webhook.of_lab(settings)
+    expect = experiment.expect
     journal: dict[str, Any] = {
         "title": experiment.title,
         "started": _now(),
@@ -440,7 +579,19 @@ def run_experiment(
         console.print(f"[bold]{experiment.title}[/]: checking the steady state")
         steps["steady_state_before"] = [prometheus.check(p) for p in experiment.steady_state]
         if not all(r["ok"] for r in steps["steady_state_before"]):
-            raise NotSteady
+            raise NotSteady("the steady state did not hold before: nothing was injected")
+        # An alert still firing (an earlier experiment's SLO burn takes two minutes to
+        # end) could not be told from one this fault sets off: wait for it to resolve.
+        console.print("waiting for the expected alerts to be quiet")
+        steps["alerts_before"] = _hold(
+            {str(a): functools.partial(_quiet, webhook, a) for a in expect.alerts},
+            expect.resolve_deadline,
+        )
+        if not all(r["ok"] for r in steps["alerts_before"]):
+            raise NotSteady("an expected alert was still firing before: nothing was injected")
+        # An alert is stamped with the time Prometheus fired it, which is after the fault
+        # that caused it: a delivery that started earlier is not this experiment's.
+        fault_on = datetime.now(UTC) - timedelta(seconds=1)
 
         if shopper is not None:
             shopper.start()
@@ -461,13 +612,16 @@ def run_experiment(
                 killer.start()
                 steps["method"].append({"at": _now(), "kill": step.kill, "every": step.every})
 
-        console.print(f"watching for the expected signals ({experiment.expect.deadline:.0f}s)")
-        steps["signals"] = _hold(
-            prometheus, experiment.expect.probes, experiment.expect.deadline, injected_at
-        )
-        signals_ok = all(r["ok"] for r in steps["signals"])
-    except NotSteady:
-        steps["error"] = "the steady state did not hold before: nothing was injected"
+        console.print(f"watching for the expected signals ({expect.deadline:.0f}s)")
+        arrivals = {
+            f"alert {a}": functools.partial(_arrived, webhook, a, fault_on) for a in expect.alerts
+        }
+        watched = _hold(_probes(prometheus, expect.probes, injected_at) | arrivals, expect.deadline)
+        steps["signals"] = [r for r in watched if "probe" in r]
+        steps["alerts"] = [r for r in watched if "probe" not in r]
+        signals_ok = all(r["ok"] for r in watched)
+    except NotSteady as exc:
+        steps["error"] = str(exc)
         signals_ok = False
     except (KeyboardInterrupt, Interrupted):
         journal["status"] = "aborted"
@@ -478,6 +632,7 @@ def run_experiment(
     finally:
         console.print("rolling back")
         steps["rollback"] = _rollback(admin, injected, killers)
+        rolled_back, fault_off = time.monotonic(), datetime.now(UTC)
         if shopper is not None and ("error" in steps or journal["status"] == "aborted"):
             shopper.stop()
         if threading.current_thread() is threading.main_thread():
@@ -489,8 +644,12 @@ def run_experiment(
         return _finish(journal, "failed", steps["error"], settings)
     # The load goes on while recovery is checked: a breaker closes only after trial calls.
     console.print(f"checking recovery ({experiment.recovery_deadline:.0f}s)")
-    steps["recovery"] = _hold(prometheus, experiment.steady_state, experiment.recovery_deadline)
+    steps["recovery"] = _hold(
+        _probes(prometheus, experiment.steady_state), experiment.recovery_deadline
+    )
     recovered = all(r["ok"] for r in steps["recovery"])
+    resolved = _wait_resolved(webhook, expect, fault_on, fault_off, rolled_back, console)
+    steps["alerts_resolved"] = resolved
     if shopper is not None:
         shopper.stop()
         lost = shopper.lost()
@@ -503,10 +662,38 @@ def run_experiment(
             return _finish(journal, "failed", f"{len(lost)} accepted orders were lost", settings)
     if not signals_ok:
         missing = [r["probe"] for r in steps["signals"] if not r["ok"]]
+        missing += [r["alert"] for r in steps["alerts"] if not r["ok"]]
         return _finish(journal, "failed", f"signals not seen: {', '.join(missing)}", settings)
     if not recovered:
         return _finish(journal, "failed", "the steady state did not come back", settings)
-    return _finish(journal, "completed", "every expected signal seen, then recovered", settings)
+    if not all(r["ok"] for r in resolved):
+        firing = ", ".join(r["alert"] for r in resolved if not r["ok"])
+        return _finish(journal, "failed", f"alerts not resolved: {firing}", settings)
+    return _finish(
+        journal, "completed", "every expected signal and alert seen, then recovered", settings
+    )
+
+
+def _wait_resolved(
+    webhook: Webhook,
+    expect: Expect,
+    fault_on: datetime,
+    fault_off: datetime,
+    rolled_back: float,
+    console: Console,
+) -> list[dict[str, Any]]:
+    """After the rollback, until ``expect.resolve_deadline`` (counted from it): every
+    expected alert that fired while the fault was on is delivered resolved."""
+    if not expect.alerts:
+        return []
+    remaining = max(1.0, rolled_back + expect.resolve_deadline - time.monotonic())
+    console.print(f"waiting for the alerts to resolve ({remaining:.0f}s)")
+    checks: dict[str, Check] = {}
+    for expected in expect.alerts:
+        fired = _firings(webhook, expected, fault_on, fault_off)
+        if fired:  # one that never arrived has failed the run already
+            checks[str(expected)] = functools.partial(_resolved, webhook, expected, fired)
+    return _hold(checks, remaining)
 
 
 def _rollback(admin: Admin, services: set[str], killers: list[Killer]) -> list[dict[str, Any]]:

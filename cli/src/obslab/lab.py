@@ -13,7 +13,7 @@ gateway          8100  and 8106: two replicas behind nginx
 catalog …        8101  orders 8102, inventory 8103, payments 8104, notifications 8105
 prometheus      18090  alertmanager 18093
 postgres        18432  redis 18379, rabbitmq 18672 (its metrics 18692)
-otlp            14318  the lab's OTLP receiver: ``obslab traces`` reads what it stores
+otlp            14318  the lab's receiver of traces, logs and alerts (``obslab traces``, ``alerts``)
 ==============  =====  ============================================
 
 Every port is an ``OBSLAB_LAB_*_PORT`` variable (``OBSLAB_LAB_EDGE_PORT=9000``).
@@ -22,6 +22,8 @@ Every port is an ``OBSLAB_LAB_*_PORT`` variable (``OBSLAB_LAB_EDGE_PORT=9000``).
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from obslab.process import Process
 REPO = Path(__file__).resolve().parents[3]
 OBSERVABILITY = REPO / "observability"
 SERVICES = ["catalog", "inventory", "payments", "orders", "notifications"]
+#: Where compose's Alertmanager sends alerts (alertmanager.yml); the lab rewrites it.
+COMPOSE_WEBHOOK = "http://host.docker.internal:14318/alerts"
 CALLS = {
     "gateway": ["catalog", "orders"],
     "orders": ["inventory", "payments"],
@@ -91,6 +95,37 @@ def _targets(directory: Path, name: str, groups: list[dict[str, object]]) -> Non
     (directory / f"{name}.json").write_text(json.dumps(groups, indent=2))
 
 
+def alertmanager_config(target: Path, receiver_url: str) -> Path:
+    """Write Alertmanager's config to ``target``, its webhooks sent to ``receiver_url``.
+
+    The committed config's webhooks are compose's (the receiver on the docker host);
+    in the lab they go to the lab's own receiver.
+    """
+    text = (OBSERVABILITY / "alertmanager" / "alertmanager.yml").read_text()
+    if COMPOSE_WEBHOOK not in text:  # an edit moved it: alerts would go nowhere
+        raise ValueError(f"alertmanager.yml does not send to {COMPOSE_WEBHOOK}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text.replace(COMPOSE_WEBHOOK, f"{receiver_url}/alerts"))
+    return target
+
+
+def admin_token(settings: LabSettings) -> str:
+    """The lab's admin token (the chaos admin API's credential), made on first use.
+
+    A random token per lab, in ``admin-token`` in the runtime folder, readable by its
+    owner only: ``obslab chaos`` reads it there, every service gets it in
+    ``OBSLAB_ADMIN_TOKEN``; ``obslab up`` makes a new one at each start.
+    """
+    path = settings.path("admin-token")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created with mode 0600 (not chmod-ed afterwards): never readable by others.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def plan(settings: LabSettings) -> list[list[Process]]:
     """The processes of the lab in stages, with their configs written.
 
@@ -119,17 +154,22 @@ def plan(settings: LabSettings) -> list[list[Process]]:
         processes.append(rabbit)
         amqp_url = rabbit.url
 
-    otlp_endpoint = s.otlp_endpoint
-    if not otlp_endpoint:
-        receiver = servers.telemetry(s.path("data", "telemetry.sqlite3"), s.otlp_port)
-        processes.append(receiver)
-        otlp_endpoint = receiver.url
+    # Always started: besides traces and logs it takes Alertmanager's webhook (what
+    # `obslab alerts` lists), also when the services export to another collector.
+    receiver = servers.telemetry(s.path("data", "telemetry.sqlite3"), s.otlp_port)
+    processes.append(receiver)
+    otlp_endpoint = s.otlp_endpoint or receiver.url
 
     servers_stage, processes = processes, []
     urls = {name: f"http://127.0.0.1:{s.port_of(name)}" for name in SERVICES}
     common = {
+        # The lab is a dev setup: its well-known demo secrets are allowed (in
+        # production, a service refuses to start with them).
+        "OBSLAB_ENVIRONMENT": "dev",
         "OBSLAB_REDIS_URL": redis_url,
         "OBSLAB_AMQP_URL": amqp_url,
+        # Turns on the chaos admin API (fault injection) of every service.
+        "OBSLAB_ADMIN_TOKEN": admin_token(s),
         "OBSLAB_LOG_FORMAT": "json",
         "OBSLAB_DATA_DIR": str(s.path("data", "sqlite")),
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
@@ -198,16 +238,18 @@ def plan(settings: LabSettings) -> list[list[Process]]:
     _targets(targets, "prometheus", [{"targets": [f"127.0.0.1:{s.prometheus_port}"]}])
     _targets(targets, "alertmanager", [{"targets": [f"127.0.0.1:{s.alertmanager_port}"]}])
 
-    am_config = s.path("alertmanager", "alertmanager.yml")
-    am_config.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(OBSERVABILITY / "alertmanager" / "alertmanager.yml", am_config)
+    am_config = alertmanager_config(s.path("alertmanager", "alertmanager.yml"), receiver.url)
     processes.append(
         servers.alertmanager(am_config, s.path("data", "alertmanager"), s.alertmanager_port)
     )
 
     prom_dir = s.path("prometheus")
     shutil.copyfile(OBSERVABILITY / "prometheus" / "prometheus.yml", prom_dir / "prometheus.yml")
-    shutil.copytree(OBSERVABILITY / "prometheus" / "rules", prom_dir / "rules", dirs_exist_ok=True)
+    # The lab profile of the generated rules: short windows, so alerts fire within a
+    # minute of a fault (observability/prometheus/generate.py explains both profiles).
+    shutil.copytree(
+        OBSERVABILITY / "prometheus" / "rules" / "lab", prom_dir / "rules", dirs_exist_ok=True
+    )
     processes.append(
         servers.prometheus(
             prom_dir / "prometheus.yml", s.path("data", "prometheus"), s.prometheus_port

@@ -186,6 +186,9 @@ def prometheus(config: Path, data_dir: Path, port: int) -> Process:
             # only with this flag.
             "--enable-feature=exemplar-storage",
             "--web.enable-lifecycle",
+            # `obslab load --prometheus`: k6 pushes its metrics here by remote write,
+            # so the load and the services' answer to it sit in one Prometheus.
+            "--web.enable-remote-write-receiver",
         ],
         health=f"http://127.0.0.1:{port}/-/ready",
         url=f"http://127.0.0.1:{port}",

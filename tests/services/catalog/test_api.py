@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from catalog.main import create_app
 from catalog.settings import Settings
 from tests.support.apps import serve_in_process, serve_on_port
+from tests.support.auth import service_headers
 
 
 def cache_count(result: str) -> float:
@@ -117,7 +118,7 @@ async def test_catalog_serves_over_real_http(database_url: str, redis_url: str) 
     settings = Settings(database_url=database_url, redis_url=redis_url)
     async with (
         serve_on_port(create_app(settings)) as url,
-        httpx.AsyncClient(base_url=url) as client,
+        httpx.AsyncClient(base_url=url, headers=service_headers("catalog")) as client,
     ):
         response = await client.get("/products/1")
     assert response.status_code == 200

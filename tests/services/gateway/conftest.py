@@ -20,6 +20,7 @@ from orders.settings import Settings as OrdersSettings
 from payments.main import create_app as create_payments
 from payments.settings import Settings as PaymentsSettings
 from tests.support.apps import serve_in_process, serve_on_port
+from tests.support.auth import minted_headers
 from tests.support.backends import Backends, free_port
 
 
@@ -93,6 +94,7 @@ async def gateway(catalog_url: str, nowhere: str) -> AsyncIterator[httpx.AsyncCl
     """The gateway in front of the real catalog, with orders down: no order can be placed."""
     settings = Settings(catalog_url=catalog_url, orders_url=nowhere)
     async with serve_in_process(create_app(settings)) as client:
+        client.headers.update(minted_headers(settings))  # a client allowed to order
         yield client
 
 
@@ -101,6 +103,7 @@ async def shop(catalog_url: str, orders_url: str) -> AsyncIterator[httpx.AsyncCl
     """The gateway in front of the whole chain: catalog, orders, inventory and payments."""
     settings = Settings(catalog_url=catalog_url, orders_url=orders_url)
     async with serve_in_process(create_app(settings)) as client:
+        client.headers.update(minted_headers(settings))
         yield client
 
 
@@ -109,4 +112,5 @@ async def offline_gateway(nowhere: str) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway with every service it calls down: what it answers on its own."""
     settings = Settings(catalog_url=nowhere, orders_url=nowhere)
     async with serve_in_process(create_app(settings)) as client:
+        client.headers.update(minted_headers(settings))
         yield client

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from inventory.main import create_app
 from inventory.settings import Settings
 from tests.support.apps import serve_in_process, serve_on_port
+from tests.support.auth import service_headers
 
 #: The concurrency tests share ten pooled connections among up to fifty requests. The
 #: pool's fail-fast 2 s wait would turn a slow, busy CI machine into 500s; these tests
@@ -111,7 +112,7 @@ async def test_concurrent_repeats_of_one_order_reserve_once(database_url: str) -
     settings = Settings(database_url=database_url, db_pool_timeout_s=PATIENT_POOL_S)
     async with (
         serve_on_port(create_app(settings)) as url,
-        httpx.AsyncClient(base_url=url, timeout=30) as client,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=service_headers("inventory")) as client,
     ):
         answers = await asyncio.gather(
             *(client.post("/reservations", json=body) for _ in range(10))
@@ -174,7 +175,9 @@ async def test_out_of_stock_reserves_nothing(inventory: httpx.AsyncClient) -> No
 
 async def storm(url: str, product_id: int, stock: int, orders: int) -> None:
     """Fire ``orders`` one-unit reservations at once and check exactly ``stock`` succeed."""
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=60, headers=service_headers("inventory")
+    ) as client:
         await client.put(f"/stock/{product_id}", json={"available": stock})
         levels: list[int] = []
         done = asyncio.Event()

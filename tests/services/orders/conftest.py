@@ -20,6 +20,7 @@ from payments.main import create_app as create_payments
 from payments.settings import Settings as PaymentsSettings
 from tests.services.orders.shop import DEMO_PRODUCT_IDS, Downstreams, orders_settings
 from tests.support.apps import serve_in_process, serve_on_port
+from tests.support.auth import service_headers
 from tests.support.backends import Backends, free_port
 
 
@@ -39,8 +40,12 @@ async def running_downstreams(backends: Backends) -> AsyncIterator[Downstreams]:
         async with (
             serve_on_port(inventory_app) as inventory_url,
             serve_on_port(payments_app) as payments_url,
-            httpx.AsyncClient(base_url=inventory_url) as inventory,
-            httpx.AsyncClient(base_url=payments_url) as payments,
+            httpx.AsyncClient(
+                base_url=inventory_url, headers=service_headers("inventory")
+            ) as inventory,
+            httpx.AsyncClient(
+                base_url=payments_url, headers=service_headers("payments")
+            ) as payments,
         ):
             yield Downstreams(inventory_url, payments_url, inventory, payments)
     finally:

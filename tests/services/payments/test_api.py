@@ -20,6 +20,7 @@ import obskit
 from payments.main import create_app
 from payments.settings import Settings
 from tests.support.apps import serve_in_process, serve_on_port
+from tests.support.auth import service_headers
 
 VISA = "4242424242424242"
 DECLINED = "4000000000000002"
@@ -141,7 +142,7 @@ async def test_simultaneous_charges_of_one_order_reach_the_bank_once(database_ur
     calls = bank_calls()
     async with (
         serve_on_port(create_app(settings)) as url,
-        httpx.AsyncClient(base_url=url, timeout=30) as client,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=service_headers("payments")) as client,
     ):
         answers = await asyncio.gather(*(client.post("/charges", json=body) for _ in range(5)))
 

@@ -1,4 +1,4 @@
-"""How ``obslab traces``, ``obslab trace`` and ``obslab logs --trace`` look in a terminal.
+"""How ``obslab traces``, ``trace``, ``logs --trace`` and ``alerts`` look in a terminal.
 
 Each function turns what :class:`~obslab.telemetry.store.Store` returns into a
 rich renderable; ``--json`` prints the same data without them.
@@ -152,3 +152,26 @@ def log_lines(records: list[dict[str, Any]]) -> Group:
             line.append(" " + " ".join(f"{k}={v}" for k, v in fields.items()), style="dim")
         lines.append(line)
     return Group(*lines)
+
+
+SEVERITY_STYLES = {"page": "bold red", "ticket": "yellow", "info": "cyan"}
+
+
+def alerts_table(alerts: list[dict[str, Any]]) -> Table:
+    """The alerts Alertmanager delivered, with the runbook to open for each."""
+    table = Table(title="alerts delivered by Alertmanager (newest first)")
+    for column in ("state", "severity", "service", "alert", "summary", "since", "runbook"):
+        table.add_column(column, overflow="fold")
+    for alert in alerts:
+        started = datetime.fromisoformat(alert["starts_at"]).astimezone()
+        state = alert["status"]
+        table.add_row(
+            f"[red]{state}[/]" if state == "firing" else f"[green]{state}[/]",
+            Text(alert["severity"], style=SEVERITY_STYLES.get(alert["severity"], "")),
+            alert["service"],
+            alert["alertname"],
+            alert["summary"],
+            started.strftime("%H:%M:%S"),
+            alert["runbook_url"],
+        )
+    return table

@@ -1,4 +1,4 @@
-"""The lab's trace and log store: one SQLite file, bounded, written by the receiver.
+"""The lab's trace, log and alert store: one SQLite file, bounded, written by the receiver.
 
 The receiver writes each OTLP export in one transaction (the services' exporters
 already batch: one export carries up to 512 spans), in WAL mode so that
@@ -7,7 +7,8 @@ rows: the oldest received are dropped first, so a lab left running for days
 stays a few tens of megabytes.
 
 Ids are lowercase hex, as in ``X-Trace-Id`` and the services' log lines; times
-are nanoseconds since the epoch, as OTLP sends them.
+are nanoseconds since the epoch, as OTLP sends them. Alerts keep Alertmanager's
+own fields (RFC 3339 times), one row per alert per firing.
 """
 
 from __future__ import annotations
@@ -53,6 +54,27 @@ CREATE TABLE IF NOT EXISTS logs (
     attributes TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_by_trace ON logs (trace_id);
+-- What Alertmanager's webhook delivered (`obslab alerts`): one row per alert per
+-- firing. Alertmanager sends the same alert again (repeats, then resolved) with the
+-- same fingerprint and startsAt, which update the row; the same alert firing again
+-- later has a new startsAt, so a new row.
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,  -- Alertmanager's hash of the alert's labels
+    starts_at TEXT NOT NULL,  -- RFC 3339, as Alertmanager sends it
+    ends_at TEXT NOT NULL,  -- when it resolved; Go's zero time while it fires
+    status TEXT NOT NULL,  -- firing, resolved
+    alertname TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    service TEXT NOT NULL,
+    receiver TEXT NOT NULL,  -- the route's receiver: page, ticket, info
+    summary TEXT NOT NULL,
+    runbook_url TEXT NOT NULL,
+    labels TEXT NOT NULL,  -- JSON object
+    annotations TEXT NOT NULL,  -- JSON object
+    received_ns INTEGER NOT NULL,  -- the last delivery about it
+    UNIQUE (fingerprint, starts_at)
+);
 """
 
 KINDS = {
@@ -194,10 +216,44 @@ class Store:
                 (self.max_rows,),
             )
 
-    # -- reading: what `obslab traces`, `trace` and `logs --trace` show --------------
+    def add_alerts(self, alerts: list[dict[str, Any]], receiver: str, received_ns: int) -> int:
+        """Store the alerts of one Alertmanager notification (its ``alerts`` list, each
+        with status, labels, annotations, startsAt, endsAt, fingerprint); return how many."""
+        rows = [
+            (
+                alert["fingerprint"],
+                alert["startsAt"],
+                alert["endsAt"],
+                alert["status"],
+                alert["labels"].get("alertname", ""),
+                alert["labels"].get("severity", ""),
+                alert["labels"].get("service", ""),
+                receiver,
+                alert["annotations"].get("summary", ""),
+                alert["annotations"].get("runbook_url", ""),
+                json.dumps(alert["labels"], sort_keys=True),
+                json.dumps(alert["annotations"], sort_keys=True),
+                received_ns,
+            )
+            for alert in alerts
+        ]
+        self._insert(
+            "INSERT INTO alerts (fingerprint, starts_at, ends_at, status, alertname, severity,"
+            " service, receiver, summary, runbook_url, labels, annotations, received_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (fingerprint, starts_at) DO UPDATE SET ends_at = excluded.ends_at,"
+            " status = excluded.status, receiver = excluded.receiver,"
+            " summary = excluded.summary, runbook_url = excluded.runbook_url,"
+            " annotations = excluded.annotations, received_ns = excluded.received_ns",
+            "alerts",
+            rows,
+        )
+        return len(rows)
+
+    # -- reading: what `obslab traces`, `trace`, `logs --trace` and `alerts` show ------
 
     def count(self, table: str) -> int:
-        assert table in ("spans", "logs")
+        assert table in ("spans", "logs", "alerts")
         with self._lock:
             return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
@@ -301,6 +357,34 @@ class Store:
                 "body": row["body"],
                 "span_id": row["span_id"],
                 "attributes": json.loads(row["attributes"]),
+            }
+            for row in rows
+        ]
+
+    def alerts(self, *, firing: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+        """The alerts delivered, most recently started first (only those still firing
+        with ``firing``)."""
+        sql = "SELECT * FROM alerts WHERE (NOT :firing OR status = 'firing')"
+        sql += " ORDER BY starts_at DESC, id DESC LIMIT :limit"
+        with self._lock:
+            try:
+                rows = self._db.execute(sql, {"firing": firing, "limit": limit}).fetchall()
+            except sqlite3.OperationalError:  # a store written before alerts were kept
+                return []
+        return [
+            {
+                "alertname": row["alertname"],
+                "status": row["status"],
+                "severity": row["severity"],
+                "service": row["service"],
+                "summary": row["summary"],
+                "runbook_url": row["runbook_url"],
+                "receiver": row["receiver"],
+                "starts_at": row["starts_at"],
+                # Go's zero time, or a time in the future (the alert's timeout), while firing.
+                "ends_at": row["ends_at"] if row["status"] == "resolved" else None,
+                "labels": json.loads(row["labels"]),
+                "annotations": json.loads(row["annotations"]),
             }
             for row in rows
         ]

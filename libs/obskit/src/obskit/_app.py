@@ -14,21 +14,24 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from obskit import _telemetry
+from obskit._chaos import install_chaos
 from obskit._errors import install_error_handlers
 from obskit._health import Readiness
 from obskit._health import router as health_router
+from obskit._identity import ServiceIdentityMiddleware
 from obskit._logging import configure_logging
 from obskit._metrics import metrics_endpoint
 from obskit._middleware import ObservabilityMiddleware
+from obskit._security import install_security
 from obskit._settings import ServiceSettings
 from obskit._telemetry import setup_tracing
 
 
 def instrument_service(app: FastAPI, settings: ServiceSettings) -> None:
-    """Add logging, tracing, metrics, health routes and JSON errors to ``app``.
+    """Add logging, tracing, metrics, health routes, JSON errors, security headers and
+    CORS, and the chaos admin API (fault injection, on when an admin token is set).
 
     With ``settings.telemetry`` off, only what is behaviour stays: JSON errors, body
     limits, health routes and ``/metrics`` (the business metrics).
@@ -38,11 +41,26 @@ def instrument_service(app: FastAPI, settings: ServiceSettings) -> None:
     app.state.settings = settings
     app.state.readiness = Readiness()
     install_error_handlers(app)
+    # Before the observability middleware, so inside it: injected faults are measured
+    # and logged like real ones.
+    install_chaos(app, settings)
+    if settings.require_service_token:
+        # Inside the observability middleware: a refused call is measured and logged.
+        app.add_middleware(
+            ServiceIdentityMiddleware,
+            key=settings.service_token_key.get_secret_value(),
+            service=settings.service_name,
+        )
     app.add_middleware(
         ObservabilityMiddleware,
         max_body_bytes=settings.max_body_bytes,
         telemetry=settings.telemetry,
+        request_budget_s=settings.request_budget_s,
+        deadline_from_caller=settings.deadline_from_caller,
+        form_body_paths=settings.form_body_paths,
     )
+    # Last, so outermost: the headers go on every answer, the refusals above included.
+    install_security(app, cors_origins=settings.cors_allow_origins, hsts=settings.hsts)
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if not settings.telemetry:
@@ -52,6 +70,9 @@ def instrument_service(app: FastAPI, settings: ServiceSettings) -> None:
         for signal in ("tracing", "metrics", "logs"):
             app._telemetry[signal] = False
         return
+    # Imported here: a service with telemetry off never loads the instrumentation.
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
     provider = setup_tracing(settings.service_name)
     FastAPIInstrumentor.instrument_app(
         app,

@@ -3,7 +3,8 @@
 Each service owns its database (``obslab_orders``, ``obslab_inventory``, …): no
 service reads another's tables, they call its API. :func:`create_engine` creates
 the database if it is missing, sizes the pool from settings, traces every query
-and exports the pool's use as ``obslab_pool_connections{pool="db"}``. Tables are
+and exports the pool's use as ``obslab_pool_connections{pool="db"}``; a hook before
+each query applies the service's database faults (see ``_chaos.py``). Tables are
 created at startup by :func:`open_database` (``metadata.create_all``), which is
 enough while every schema change is additive; the documented command to do it
 without starting the service is ``python -m <service> migrate``.
@@ -11,6 +12,7 @@ without starting the service is ``python -m <service> migrate``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,12 +21,15 @@ from pathlib import Path
 import asyncpg
 import sqlalchemy.ext.asyncio
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
 from sqlalchemy import MetaData, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import await_only
 
-from obskit import _telemetry
+from obskit import _chaos, _telemetry
 from obskit._metrics import POOLS
 from obskit._settings import DatabaseSettings
 
@@ -79,6 +84,11 @@ async def create_engine(settings: DatabaseSettings, service: str) -> AsyncEngine
         # Wraps create_async_engine, so every engine made after this is traced; hence
         # the call below goes through the module, where the wrapper is.
         instrumentor.instrument(enable_commenter=False)
+        # It also wraps Engine.connect in a "connect" span: one per pool checkout,
+        # several per request, each saying only "a pooled connection was handed
+        # out". The query spans tell the story; without these a checkout's trace has
+        # a fifth fewer spans to create, export and store.
+        unwrap(Engine, "connect")
     create_async_engine = sqlalchemy.ext.asyncio.create_async_engine
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(
@@ -105,6 +115,7 @@ async def create_engine(settings: DatabaseSettings, service: str) -> AsyncEngine
             pool_timeout=settings.db_pool_timeout_s,
             pool_pre_ping=True,
         )
+    _watch_faults(engine, service)
     pool = engine.sync_engine.pool
     limit = settings.db_pool_size + settings.db_max_overflow
     unwatch = POOLS.watch(
@@ -113,6 +124,22 @@ async def create_engine(settings: DatabaseSettings, service: str) -> AsyncEngine
     )
     _unwatch[id(engine)] = unwatch
     return engine
+
+
+def _watch_faults(engine: AsyncEngine, service: str) -> None:
+    """Apply ``service``'s database faults (outage, slowness) before each query."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before_query(*_: object) -> None:
+        fault = _chaos.dependency_fault(service, "database")
+        if fault is not None and fault.kind == "dependency_outage":
+            unavailable = ConnectionError("database unavailable (injected by chaos)")
+            # What a lost connection raises: the error handlers answer 503.
+            raise sa_exc.OperationalError("(chaos)", None, unavailable)
+        if fault is not None:
+            # The async engine runs this hook inside its greenlet, where await_only
+            # waits without blocking the event loop (time.sleep would block it).
+            await_only(asyncio.sleep(fault.delay_s()))
 
 
 async def dispose_engine(engine: AsyncEngine) -> None:

@@ -15,7 +15,14 @@ The exceptions, as a tree (each carries its HTTP status and error ``code``)::
     ├── UnsupportedMediaType          415 unsupported_media_type
     └── DownstreamError               502 bad_gateway       a dependency answered 5xx
         ├── DownstreamUnavailable     503 unavailable       it could not be reached
+        │   ├── CircuitOpen           503 circuit_open      its breaker is open: not called
+        │   └── BulkheadFull          503 bulkhead_full     too many calls to it in flight
         └── DownstreamTimeout         504 timeout           it did not answer in time
+            └── DeadlineExceeded      504 deadline_exceeded our caller's budget is spent:
+                                                            not called
+
+``CircuitOpen`` and ``BulkheadFull`` are refusals of our own (no request left the
+process), so a retry never follows them; they carry ``Retry-After``.
 
 A database that is unreachable or whose pool stays full (``sqlalchemy`` timeout,
 operational or interface errors) is overload, not a bug: 503 ``database_unavailable``.
@@ -27,6 +34,7 @@ the input back (it may be a card number).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +43,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("obskit.errors")
@@ -107,6 +114,18 @@ class DownstreamTimeout(DownstreamError):
     status_code, code = 504, "timeout"
 
 
+class CircuitOpen(DownstreamUnavailable):
+    status_code, code = 503, "circuit_open"
+
+
+class BulkheadFull(DownstreamUnavailable):
+    status_code, code = 503, "bulkhead_full"
+
+
+class DeadlineExceeded(DownstreamTimeout):
+    status_code, code = 504, "deadline_exceeded"
+
+
 _CODES_BY_STATUS = {
     400: "bad_request",
     401: "unauthorized",
@@ -161,8 +180,13 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error the app answers take the :class:`ErrorBody` shape."""
-    for database_error in (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError):
-        app.add_exception_handler(database_error, _database_error)
+    # Only a process that loaded SQLAlchemy can raise its errors (a service with a
+    # database imports it with its models, before create_app). The gateway has none,
+    # and importing SQLAlchemy just for these three classes would cost it ~17 MiB.
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None:
+        for database_error in (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError):
+            app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

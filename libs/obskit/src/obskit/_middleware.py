@@ -5,8 +5,13 @@ copy of the body per request. For each HTTP request it
 
 * binds a request id (the caller's ``X-Request-ID`` or a new one) to the log context
   and returns it, with the trace id, in ``X-Request-ID`` / ``X-Trace-Id``;
-* refuses a body over ``max_body_bytes`` (413) and a body that is not JSON (415)
-  before the app parses anything;
+* refuses a body over ``max_body_bytes`` (413) and a body that is not JSON (415;
+  a form on ``form_body_paths``, such as the OAuth2 token endpoint) before the app
+  parses anything;
+* starts the request's deadline (:mod:`obskit._deadline`): the smaller of the
+  caller's ``Request-Timeout`` and ``request_budget_s``; a caller whose budget is
+  already spent (``Request-Timeout: 0``) gets 504 ``deadline_exceeded`` at once.
+  With ``deadline_from_caller=False`` (the public edge) the header is ignored;
 * records ``http_server_request_duration_seconds`` by route template, with the
   trace id as exemplar, and ``http_server_active_requests``;
 * writes one canonical log line, ``http.request`` (health and metrics polls only
@@ -24,6 +29,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from obskit._deadline import deadline, parse_budget
 from obskit._errors import error_response
 from obskit._metrics import HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION, observe_with_exemplar
 from obskit._telemetry import current_trace_id
@@ -32,10 +38,15 @@ log = structlog.get_logger("obskit.http")
 
 _QUIET_PREFIXES = ("/health/", "/metrics")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FORM = "application/x-www-form-urlencoded"
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == _FORM
 
 
 def _is_json(content_type: str) -> bool:
@@ -44,10 +55,22 @@ def _is_json(content_type: str) -> bool:
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, telemetry: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        telemetry: bool = True,
+        request_budget_s: float | None = None,
+        deadline_from_caller: bool = True,
+        form_body_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
+        self.form_body_paths = frozenset(form_body_paths)
         self.max_body_bytes = max_body_bytes
         self.telemetry = telemetry
+        self.request_budget_s = request_budget_s
+        self.deadline_from_caller = deadline_from_caller
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,11 +118,20 @@ class ObservabilityMiddleware:
         if self.telemetry:
             HTTP_SERVER_ACTIVE.labels(method).inc()
         try:
-            refusal = self._refusal(method, headers)
+            # A bad Request-Timeout is ignored (None), never an error of ours.
+            caller_budget = (
+                parse_budget(headers.get("request-timeout")) if self.deadline_from_caller else None
+            )
+            refusal = self._refusal(method, headers, scope["path"])
+            if refusal is None and caller_budget == 0:
+                refusal = error_response(
+                    504, "deadline_exceeded", "The caller's time budget is already spent."
+                )
             if refusal is not None:
                 await refusal(scope, receive, send_with_headers)
             else:
-                await self.app(scope, limited_receive, send_with_headers)
+                with deadline(caller_budget), deadline(self.request_budget_s):
+                    await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
             pass  # already answered
         except Exception:
@@ -132,14 +164,18 @@ class ObservabilityMiddleware:
             413, "payload_too_large", f"The body exceeds {self.max_body_bytes} bytes."
         )
 
-    def _refusal(self, method: str, headers: dict[str, str]) -> ASGIApp | None:
+    def _refusal(self, method: str, headers: dict[str, str], path: str) -> ASGIApp | None:
         if method not in _BODY_METHODS:
             return None
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return self._too_large()
         has_body = (length is not None and length != "0") or "transfer-encoding" in headers
-        if has_body and not _is_json(headers.get("content-type", "")):
+        content_type = headers.get("content-type", "")
+        if path in self.form_body_paths:
+            if has_body and not _is_form(content_type):
+                return error_response(415, "unsupported_media_type", f"Send the body as {_FORM}.")
+        elif has_body and not _is_json(content_type):
             return error_response(
                 415, "unsupported_media_type", "Send the body as application/json."
             )

@@ -5,11 +5,14 @@ catalog for the prices (a client never sets its own) and hands the order to
 orders. The answers a client should see (a missing product, a declined card, no
 stock) pass through with their status and JSON body, once checked against the
 models this API documents; a failing dependency becomes the 502/503/504 that
-the :class:`obskit.ServiceClient` raises.
+the :class:`obskit.ServiceClient` raises. Product reads are the exception: while
+catalog is down they are answered from the last good copy, marked degraded (see
+:mod:`gateway.fallback`).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
@@ -20,8 +23,18 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
+from gateway.auth import AUTH_RESPONSES, Principal, requires
+from gateway.fallback import CATALOG_STALE, LastKnownGood
 from gateway.models import OrderCreate, OrderLine, OrderRead, OrderRequest, ProductPage, ProductRead
-from obskit import DownstreamError, ErrorBody, ServiceClient, ServiceError
+from obskit import (
+    DEGRADED_HEADER,
+    FALLBACKS,
+    DownstreamError,
+    ErrorBody,
+    ServiceClient,
+    ServiceError,
+    fallback_served,
+)
 
 log = structlog.get_logger("gateway.api")
 
@@ -50,15 +63,22 @@ class UnknownProduct(ServiceError):
     status_code, code = 422, "unknown_product"
 
 
-def get_catalog(request: Request) -> ServiceClient:
+# ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
+# a worker thread, a thread hop on every request just to read app.state.
+async def get_catalog(request: Request) -> ServiceClient:
     return request.app.state.catalog
 
 
-def get_orders(request: Request) -> ServiceClient:
+async def get_orders(request: Request) -> ServiceClient:
     return request.app.state.orders
 
 
+async def get_stale_products(request: Request) -> LastKnownGood:
+    return request.app.state.stale_products
+
+
 CatalogDep = Annotated[ServiceClient, Depends(get_catalog)]
+StaleProductsDep = Annotated[LastKnownGood, Depends(get_stale_products)]
 OrdersDep = Annotated[ServiceClient, Depends(get_orders)]
 IdempotencyKey = Annotated[
     str | None,
@@ -100,22 +120,71 @@ def _pass_on(
     )
 
 
-@router.get("/products", response_model=ProductPage)
+for _call_site in ("gateway.list_products", "gateway.read_product"):
+    FALLBACKS.labels(_call_site)  # at 0 from the start, so rate() has a series to use
+
+
+def _stale(body: bytes, call_site: str, error: DownstreamError) -> Response:
+    """Answer with a copy kept from catalog, saying so in the header, and count it."""
+    fallback_served(call_site, CATALOG_STALE, error)
+    return Response(body, headers={DEGRADED_HEADER: CATALOG_STALE}, media_type="application/json")
+
+
+_DEGRADED_DOC = f"``{DEGRADED_HEADER}: {CATALOG_STALE}`` when served from the last good copy."
+
+
+@router.get(
+    "/products", response_model=ProductPage, responses={200: {"description": _DEGRADED_DOC}}
+)
 async def list_products(
     catalog: CatalogDep,
+    stale: StaleProductsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    response = await catalog.request("GET", "/products", params={"limit": limit, "offset": offset})
-    return _pass_on(response, "catalog", {200: ProductPage})
+    key = f"/products?limit={limit}&offset={offset}"
+    try:
+        response = await catalog.request(
+            "GET", "/products", params={"limit": limit, "offset": offset}
+        )
+    except DownstreamError as exc:
+        kept = stale.recall(key)
+        if kept is None:
+            raise
+        page = {**json.loads(kept), "degraded": CATALOG_STALE}
+        return _stale(json.dumps(page).encode(), "gateway.list_products", exc)
+    answer = _pass_on(response, "catalog", {200: ProductPage})
+    stale.remember(key, response.content)
+    # Each product of the page too: a shopper who browsed can still open one.
+    for product in json.loads(response.content)["items"]:
+        stale.remember(f"/products/{product['id']}", json.dumps(product).encode())
+    return answer
 
 
-@router.get("/products/{product_id}", response_model=ProductRead, responses={404: _ERROR})
+@router.get(
+    "/products/{product_id}",
+    response_model=ProductRead,
+    responses={200: {"description": _DEGRADED_DOC}, 404: _ERROR},
+)
 async def read_product(
-    catalog: CatalogDep, product_id: Annotated[int, Path(ge=1, le=2_147_483_647)]
+    catalog: CatalogDep,
+    stale: StaleProductsDep,
+    product_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
 ) -> Response:
-    response = await catalog.request("GET", f"/products/{product_id}")
-    return _pass_on(response, "catalog", {200: ProductRead, 404: ErrorBody})
+    key = f"/products/{product_id}"
+    try:
+        response = await catalog.request("GET", key)
+    except DownstreamError as exc:
+        kept = stale.recall(key)
+        if kept is None:
+            raise
+        return _stale(kept, "gateway.read_product", exc)
+    answer = _pass_on(response, "catalog", {200: ProductRead, 404: ErrorBody})
+    if response.status_code == 200:
+        stale.remember(key, response.content)
+    else:
+        stale.forget(key)
+    return answer
 
 
 @router.post(
@@ -123,9 +192,10 @@ async def read_product(
     response_model=OrderRead,
     status_code=status.HTTP_201_CREATED,
     # 400: a body that is not even text; 413 and 415: refused by the kit's middleware.
-    responses={400: _ERROR, 402: _ERROR, 409: _ERROR, 413: _ERROR, 415: _ERROR},
+    responses={400: _ERROR, 402: _ERROR, 409: _ERROR, 413: _ERROR, 415: _ERROR, **AUTH_RESPONSES},
 )
 async def create_order(
+    _: Annotated[Principal, requires("orders:write")],
     catalog: CatalogDep,
     orders: OrdersDep,
     order: OrderRequest,
@@ -149,7 +219,8 @@ async def _place_order(
     catalog: ServiceClient, orders: ServiceClient, order: OrderRequest, idempotency_key: str
 ) -> Response:
     ids = [item.product_id for item in order.items]
-    # One call for all the products, not one per line.
+    # One call for all the products, not one per line. Never from the stale copy: a
+    # fallback may show an old price, but an order is only ever charged today's.
     found = await catalog.request("GET", "/products", params=[("id", i) for i in ids])
     page = _checked(found, "catalog", {200: ProductPage})
     prices = {p.id: p.price_cents for p in page.items}
@@ -188,7 +259,11 @@ def _count(status_code: int) -> None:
     log.info("order.answered", outcome=outcome, http_response_status_code=status_code)
 
 
-@router.get("/orders/{order_id}", response_model=OrderRead, responses={404: _ERROR})
-async def read_order(orders: OrdersDep, order_id: uuid.UUID) -> Response:
+@router.get(
+    "/orders/{order_id}", response_model=OrderRead, responses={404: _ERROR, **AUTH_RESPONSES}
+)
+async def read_order(
+    _: Annotated[Principal, requires("orders:read")], orders: OrdersDep, order_id: uuid.UUID
+) -> Response:
     response = await orders.request("GET", f"/orders/{order_id}")
     return _pass_on(response, "orders", {200: OrderRead, 404: ErrorBody})

@@ -36,6 +36,8 @@ class ProductPage(BaseModel):
     items: list[ProductRead]
     limit: int
     offset: int
+    #: Set only when catalog was down and the page is the last one it gave: "catalog-stale".
+    degraded: str | None = None
 
 
 # An order, as the public places it.

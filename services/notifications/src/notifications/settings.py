@@ -9,6 +9,8 @@ from obskit import BrokerSettings, DatabaseSettings, ServiceSettings
 
 class Settings(ServiceSettings, DatabaseSettings, BrokerSettings):
     service_name: str = "notifications"
+    #: Internal: only other services call it, each with a service token (obskit._identity).
+    require_service_token: bool = True
     port: int = 8105
     orders_url: str = "http://127.0.0.1:8102"
     #: The queue of order events this worker consumes; its dead letters go to ``<queue>.dlq``.

@@ -27,6 +27,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
 from obskit import (
+    BulkheadFull,
+    CircuitOpen,
     Conflict,
     DownstreamError,
     ErrorBody,
@@ -63,11 +65,13 @@ async def get_store(request: Request) -> AsyncIterator[OrderStore]:
         yield OrderStore(session)
 
 
-def get_inventory(request: Request) -> ServiceClient:
+# ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
+# a worker thread, a thread hop on every request just to read app.state.
+async def get_inventory(request: Request) -> ServiceClient:
     return request.app.state.inventory
 
 
-def get_payments(request: Request) -> ServiceClient:
+async def get_payments(request: Request) -> ServiceClient:
     return request.app.state.payments
 
 
@@ -145,9 +149,15 @@ async def reserve_stock(
     """Reserve every item of the order (inventory does all or nothing)."""
     lines = [{"product_id": i.product_id, "quantity": i.quantity} for i in items]
     try:
+        # Idempotent by order_id (the same order again returns its reservation): safe to retry.
         response = await inventory.request(
-            "POST", "/reservations", json={"order_id": str(order_id), "items": lines}
+            "POST",
+            "/reservations",
+            json={"order_id": str(order_id), "items": lines},
+            idempotent=True,
         )
+    except (CircuitOpen, BulkheadFull) as exc:
+        return Failure("inventory_unavailable", exc)  # refused here: nothing was sent
     except DownstreamError as exc:
         # A timeout may hide a reservation that was made after all: release it to be sure.
         await release_stock(inventory, order_id)
@@ -172,7 +182,8 @@ async def charge_card(
         "card": card.reveal(),
     }
     try:
-        response = await payments.request("POST", "/charges", json=charge)
+        # Idempotent by order_id (payments never charges an order twice): safe to retry.
+        response = await payments.request("POST", "/charges", json=charge, idempotent=True)
     except DownstreamError as exc:
         # A timeout leaves the charge's outcome unknown: payments may have charged the
         # card after all. A production shop reconciles: a job reads GET /charges/{id}
@@ -190,7 +201,13 @@ async def charge_card(
 async def release_stock(inventory: ServiceClient, order_id: UUID) -> None:
     """Give the order's reserved stock back (the compensation); never raises."""
     try:
-        response = await inventory.request("POST", f"/reservations/{order_id}/release")
+        # Undoing must happen even when our caller has given up: no deadline. Idempotent.
+        response = await inventory.request(
+            "POST",
+            f"/reservations/{order_id}/release",
+            idempotent=True,
+            within_deadline=False,
+        )
     except DownstreamError as exc:
         error = type(exc).__name__
     else:

@@ -7,6 +7,8 @@ from obskit import BrokerSettings, DatabaseSettings, ServiceSettings
 
 class Settings(ServiceSettings, DatabaseSettings, BrokerSettings):
     service_name: str = "orders"
+    #: Internal: only other services call it, each with a service token (obskit._identity).
+    require_service_token: bool = True
     port: int = 8102
     inventory_url: str = "http://127.0.0.1:8103"
     payments_url: str = "http://127.0.0.1:8104"

@@ -25,7 +25,9 @@ async def get_store(request: Request) -> AsyncIterator[ChargeStore]:
         yield ChargeStore(session)
 
 
-def get_bank(request: Request) -> SimulatedBank:
+# ``async def`` although it never awaits: FastAPI runs a plain ``def`` dependency in a
+# worker thread, a thread hop on every request just to read app.state.
+async def get_bank(request: Request) -> SimulatedBank:
     bank: SimulatedBank = request.app.state.bank
     return bank
 

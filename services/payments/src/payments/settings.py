@@ -7,6 +7,8 @@ from obskit import DatabaseSettings, ServiceSettings
 
 class Settings(ServiceSettings, DatabaseSettings):
     service_name: str = "payments"
+    #: Internal: only other services call it, each with a service token (obskit._identity).
+    require_service_token: bool = True
     port: int = 8104
     #: The simulated bank's median answer time; a lab raises it to make payments slow.
     bank_latency_ms: float = Field(default=40.0, ge=0, le=60_000)

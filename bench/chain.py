@@ -52,7 +52,15 @@ class Chain:
         self.postgres_url = postgres_url
         self.log_dir = log_dir
         self.run_id = uuid.uuid4().hex[:8]
-        self.urls = {service: f"http://127.0.0.1:{free_port()}" for service in ORDER}
+        # Distinct ports: the kernel may hand a just-freed port out twice, and the
+        # gateway's URL would then reach whichever service bound it first.
+        ports: set[int] = set()
+        while len(ports) < len(ORDER):
+            ports.add(free_port())
+        self.urls = {
+            service: f"http://127.0.0.1:{port}"
+            for service, port in zip(ORDER, sorted(ports), strict=True)
+        }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def database(self, service: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -250,7 +251,7 @@ def list_faults(
             fault["kind"],
             fault.get("route") or "*",
             _parameters(fault),
-            f"{fault['expires_at'] - fault['created_at']:.0f}s total",
+            f"{max(0, fault['expires_at'] - time.time()):.0f}s",
         )
     console.print(table)
 

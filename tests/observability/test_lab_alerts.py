@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.observability.test_dashboards_data import query, traffic
@@ -40,6 +42,47 @@ def raised(lab: Lab, seconds: int) -> set[str]:
     }
 
 
+def settled(lab: Lab) -> None:
+    """Wait until Prometheus has scraped every target since now, then evaluated every
+    rule group since: what earlier tests did is in the alerts, not still on its way."""
+    since = time.time()
+    scraped: list[float] = []
+
+    def all_scraped() -> bool:
+        targets = httpx.get(f"{lab.prometheus}/api/v1/targets", timeout=30).json()
+        scraped[:] = [_seconds(t["lastScrape"]) for t in targets["data"]["activeTargets"]]
+        return bool(scraped) and min(scraped) > since
+
+    def all_evaluated() -> bool:
+        groups = httpx.get(f"{lab.prometheus}/api/v1/rules", timeout=30).json()
+        evaluated = [_seconds(g["lastEvaluation"]) for g in groups["data"]["groups"]]
+        return bool(evaluated) and min(evaluated) > max(scraped)
+
+    wait_for(all_scraped, DEADLINE_S, "Prometheus to scrape every target")
+    wait_for(all_evaluated, DEADLINE_S, "Prometheus to evaluate every rule group")
+
+
+def _seconds(timestamp: str) -> float:
+    """Prometheus's RFC 3339 timestamps as Unix seconds."""
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def server_errors(lab: Lab, seconds: int) -> str:
+    """The gateway's 5xx answers of the last ``seconds``, by route, status and replica."""
+    window = f"{seconds}s"
+    series = query(
+        lab,
+        "sum by (http_route, http_response_status_code, instance) (increase("
+        'http_server_request_duration_seconds_count{service="gateway",'
+        f'http_response_status_code=~"5.."}}[{window}])) > 0',
+    )
+    return "\n".join(
+        "{http_route} {http_response_status_code} {instance}: ".format_map(s["metric"])
+        + s["value"][1]
+        for s in series
+    )
+
+
 def delivered(lab: Lab) -> list[dict[str, Any]]:
     listed = lab.obslab("alerts", "--json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
@@ -53,6 +96,7 @@ def test_steady_state_under_traffic_raises_no_alert(lab: Lab) -> None:
     # Tests sharing the lab before this one rolled back faults, but the slow burn-rate
     # alerts look back up to an hour (lab profile) and may still be raised: those are
     # the baseline, and the check is that steady traffic raises nothing new.
+    settled(lab)
     with contextlib.suppress(TimeoutError):
         wait_for(lambda: not raised(lab, 10), 30, "earlier alerts resolved")
     baseline = raised(lab, 10)
@@ -62,7 +106,7 @@ def test_steady_state_under_traffic_raises_no_alert(lab: Lab) -> None:
         traffic(lab)
         time.sleep(1)
     found = raised(lab, int(time.monotonic() - started)) - baseline
-    assert not found, "\n".join(sorted(found))
+    assert not found, "\n".join([*sorted(found), "the gateway's 5xx:", server_errors(lab, 600)])
     firing = {a["alertname"] for a in delivered(lab) if a["status"] == "firing"} - before
     assert sorted(firing - MACHINE_BOUND) == []
 

@@ -200,6 +200,28 @@ async def test_readiness_reports_each_check() -> None:
     assert live.status_code == 200
 
 
+async def test_a_failing_optional_check_leaves_the_service_ready_but_degraded() -> None:
+    """A non-critical check (a cache) that fails makes ready say degraded, still 200; a
+    critical one failing beside it still makes it 503."""
+    app = make_app()
+
+    async def broken() -> None:
+        raise ConnectionError
+
+    async def fine() -> None:
+        return None
+
+    app.state.readiness.add("database", fine)
+    app.state.readiness.add("cache", broken, critical=False)
+    async with serve_in_process(app) as client:
+        degraded = await client.get("/health/ready")
+        app.state.readiness.add("database", broken)
+        unavailable = await client.get("/health/ready")
+    assert (degraded.status_code, degraded.json()["status"]) == (200, "degraded")
+    assert degraded.json()["checks"] == {"database": "ok", "cache": "error: ConnectionError"}
+    assert (unavailable.status_code, unavailable.json()["status"]) == (503, "unavailable")
+
+
 async def test_with_telemetry_off_a_request_leaves_no_span_metric_or_log_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -32,7 +32,8 @@ async def frozen_redis() -> AsyncIterator[str]:
 async def test_catalog_answers_from_the_database_when_redis_is_frozen(
     tmp_path: Path, frozen_redis: str
 ) -> None:
-    """Each cache call gives up after redis_timeout_s, so products are still served."""
+    """Each cache call gives up after redis_timeout_s, so products are still served and
+    the service stays ready, degraded."""
     settings = Settings(data_dir=str(tmp_path), redis_url=frozen_redis, redis_timeout_s=0.2)
     async with serve_in_process(create_app(settings)) as catalog:
         product = await catalog.get("/products/1")
@@ -40,4 +41,6 @@ async def test_catalog_answers_from_the_database_when_redis_is_frozen(
         ready = await catalog.get("/health/ready")
     assert product.status_code == 200
     assert [p["id"] for p in page.json()["items"]] == [1, 2]
+    # Still ready: a replica that serves from the database is not taken out of rotation.
+    assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
     assert ready.json()["checks"]["redis"] != "ok"

@@ -5,6 +5,10 @@ answering it. Ready says the service can do its work *now*: each of its own
 dependencies (its database, Redis, the broker) answers a cheap check within a
 timeout. Ready never checks other services, so one failing service does not make
 every caller look unready too.
+
+A check may be marked not critical: a cache the service degrades without. Its
+failure shows in the answer (``"status": "degraded"``) but keeps the answer 200, so
+an orchestrator or a load balancer does not take away a replica that still serves.
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ class Readiness:
     def __init__(self, timeout_s: float = 2.0) -> None:
         self.timeout_s = timeout_s
         self.checks: dict[str, Check] = {}
+        self.optional: set[str] = set()
 
-    def add(self, name: str, check: Check) -> None:
+    def add(self, name: str, check: Check, *, critical: bool = True) -> None:
         self.checks[name] = check
+        if not critical:
+            self.optional.add(name)
 
     async def _run(self, check: Check) -> str:
         try:
@@ -61,6 +68,10 @@ async def read_live() -> HealthRead:
 async def read_ready(request: Request) -> JSONResponse:
     readiness: Readiness = request.app.state.readiness
     checks = await readiness.run()
-    healthy = all(result == "ok" for result in checks.values())
-    body = HealthRead(status="ok" if healthy else "unavailable", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+    failed = {name for name, result in checks.items() if result != "ok"}
+    if failed - readiness.optional:
+        status, code = "unavailable", 503
+    else:
+        status, code = ("degraded" if failed else "ok"), 200
+    body = HealthRead(status=status, checks=checks)
+    return JSONResponse(body.model_dump(), status_code=code)

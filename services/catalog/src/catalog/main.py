@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessions = obskit.sessionmaker(engine)
             app.state.redis = redis
             app.state.readiness.add("database", lambda: obskit.ping_database(engine))
-            app.state.readiness.add("redis", redis.ping)
+            # The cache is an optimisation: without it products come from PostgreSQL.
+            app.state.readiness.add("redis", redis.ping, critical=False)
             try:
                 yield
             finally:

@@ -9,8 +9,15 @@ its end in a context variable, and :class:`obskit.ServiceClient`
 * refuses to call when the budget is spent (:class:`DeadlineExceeded`, 504,
   no request sent);
 * waits for each attempt at most min(the per-call timeout, the budget left);
-* sends that wait downstream in ``Request-Timeout``, so the next service
-  starts with exactly the time its caller will still wait for it.
+* sends that wait downstream in ``Request-Timeout``, less a little headroom
+  (10 %, at most 50 ms), so the next service starts with a bit less than its
+  caller will still wait for it.
+
+Why the headroom: when the callee's own downstream is slow, the callee must give
+up first and answer 504 ``deadline_exceeded``, a refusal its caller's breaker does
+not hold against it. Told exactly the caller's wait, it would answer a moment too
+late: the caller would see its own timeout, count the callee as slow and failing,
+and open a breaker to a service that is healthy (orders, when only payments is slow).
 
 The header holds seconds, relative (``Request-Timeout: 0.45``), rather than an
 absolute time: the hosts' clocks need not agree. A value that is not a plain
@@ -19,17 +26,17 @@ means the caller has given up already, and is answered 504 at once.
 
 Examples, with ``request_budget_s=10`` and a per-call timeout of 5 s:
 
-=========================  =================  ============================================
-``Request-Timeout`` in     budget left        one call waits at most (and sends on)
-=========================  =================  ============================================
-(none)                     10 s               5 s: the per-call timeout
-``30``                     10 s               5 s: the service caps what a caller asks
-``0.8``                    0.8 s              0.8 s
-``0.8``, 0.5 s spent       0.3 s              0.3 s; a timeout then is ``deadline_exceeded``
-``0.8``, 0.8 s spent       0 s                no call: 504 ``deadline_exceeded``
-``0``                      0 s                nothing runs: 504 ``deadline_exceeded``
-``abc``                    10 s               5 s: a bad header is ignored
-=========================  =================  ============================================
+=======================  ============  ==================  ===========  ==========================
+``Request-Timeout`` in   budget left   one call waits      sends on     note
+=======================  ============  ==================  ===========  ==========================
+(none)                   10 s          5 s                 4.95 s       the per-call timeout
+``30``                   10 s          5 s                 4.95 s       the service caps the caller
+``0.8``                  0.8 s         0.8 s               0.75 s
+``0.8``, 0.5 s spent     0.3 s         0.3 s               0.27 s       a timeout: deadline_exceeded
+``0.8``, 0.8 s spent     0 s           no call             --           504 ``deadline_exceeded``
+``0``                    0 s           nothing runs        --           504 ``deadline_exceeded``
+``abc``                  10 s          5 s                 4.95 s       a bad header is ignored
+=======================  ============  ==================  ===========  ==========================
 
 A compensation (releasing the stock of an order that failed) must run even
 when the caller has gone: it calls with ``within_deadline=False``.
@@ -96,6 +103,11 @@ def without_deadline() -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
+
+
+def downstream_budget(wait_s: float) -> float:
+    """What to tell a callee we will wait ``wait_s`` for: a little less (see above)."""
+    return wait_s - min(0.05, wait_s * 0.1)
 
 
 def call_timeout(timeout_s: float, downstream: str) -> tuple[float, bool]:

@@ -242,8 +242,8 @@ class ServiceClient:
                 timeout or self.timeout_s, self.peer_service
             )
             headers = httpx.Headers(kwargs.get("headers"))
-            # What the callee gets is what we will wait for it, to the millisecond.
-            headers[_deadline.DEADLINE_HEADER] = f"{limit:.3f}"
+            # A little less than we will wait: the callee gives up first (see _deadline).
+            headers[_deadline.DEADLINE_HEADER] = f"{_deadline.downstream_budget(limit):.3f}"
             with self.bulkhead.slot():
                 call = {**kwargs, "headers": headers, "timeout": self._wire_timeout}
                 return await self._guarded(method, url, limit, by_deadline, call)

@@ -38,8 +38,8 @@ down: setup
 	$(UV) run obslab down
 
 # What telemetry costs: the checkout chain under k6 load, telemetry off, on, and on with
-# the lab's receiver storing, side by side (about eight minutes). Writes
-# bench/results/latest.{json,md}.
+# the lab's receiver storing, side by side (about eight minutes), then the slow-payments
+# run and the Lambda cold starts (bench/coldstart.py). Writes bench/results/latest.{json,md}.
 bench: setup
 	$(UV) run python -m bench
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from bench import report, resilience
+from bench import coldstart, report, resilience
 from bench.chain import ORDER, Chain
 from bench.load import run_k6
 from bench.native import time_native_lab
@@ -151,6 +151,9 @@ def main() -> None:
     parser.add_argument(
         "--skip-resilience", action="store_true", help="no slow-payments run (bench/resilience.py)"
     )
+    parser.add_argument(
+        "--skip-coldstart", action="store_true", help="no Lambda cold starts (bench/coldstart.py)"
+    )
     args = parser.parse_args()
     if not Path("/proc/self/stat").exists():
         raise SystemExit("The benchmark reads /proc: it runs on Linux only.")
@@ -166,6 +169,7 @@ def main() -> None:
                 label = f"{mode}-{round_}"
                 runs.append(run_once(mode, label, args, backends, sink))
         resilience_result = None if args.skip_resilience else resilience.run(backends)
+        coldstart_result = None if args.skip_coldstart else coldstart.run(backends)
     finally:
         sink.close()
         backends.close()
@@ -178,11 +182,16 @@ def main() -> None:
     result = report.summarise(runs, lab, vars(args), time.monotonic() - started)
     if resilience_result is not None:
         result["resilience"] = resilience_result
+    if coldstart_result is not None:
+        result["coldstart"] = coldstart_result
+        result["targets"] += coldstart_result["targets"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     table = report.markdown(result)
     if resilience_result is not None:
         table += "\n" + resilience.markdown(resilience_result)
+    if coldstart_result is not None:
+        table += "\n" + coldstart.markdown(coldstart_result)
     (RESULTS / "latest.md").write_text(table)
     say("\n" + table)
 

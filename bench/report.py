@@ -26,6 +26,10 @@ MAX_READY_S = 1.0
 MAX_LAB_READY_S = 20.0
 #: Issue 9: the shop with the lab's receiver storing everything, against one discarding.
 MIN_STORED_RATIO = 0.9
+#: Issue 11, catalog and payments as Lambda functions with telemetry on: imports + init
+#: + first invocation, and what the handler adds to a warm request (bench/coldstart.py).
+MAX_COLD_START_MS = 350
+MAX_WARM_OVERHEAD_MS = 5
 
 
 def _receiver(runs: list[dict[str, Any]], requests: int) -> dict[str, Any]:

@@ -251,3 +251,27 @@ async def test_with_telemetry_off_a_request_leaves_no_span_metric_or_log_line(
     after = REGISTRY.get_sample_value("http_server_request_duration_seconds_count", labels)
     assert after == before
     assert '"http.request"' not in capsys.readouterr().out
+
+
+async def test_a_request_is_one_server_span_named_by_its_route_and_polls_are_untraced() -> None:
+    """Each request is one server span, ``POST /items/{item_id}``, continuing the caller's
+    trace (and no span per dependency); health and metrics polls make no span."""
+    spans = InMemorySpanExporter()
+    obskit.setup_tracing("kit-test").add_span_processor(SimpleSpanProcessor(spans))
+    caller_trace = "0af7651916cd43dd8448eb211c80319c"
+    traceparent = f"00-{caller_trace}-b7ad6b7169203331-01"
+    try:
+        async with serve_in_process(make_app()) as client:
+            created = await client.post(
+                "/items/3", json={"quantity": 1}, headers={"traceparent": traceparent}
+            )
+            for path in ("/health/live", "/health/ready", "/metrics"):
+                assert (await client.get(path)).status_code == 200
+    finally:
+        spans.shutdown()  # the provider is the process's: stop collecting into this one
+    assert created.headers["x-trace-id"] == caller_trace
+    [span] = spans.get_finished_spans()
+    assert span.name == "POST /items/{item_id}"
+    assert span.context is not None and format(span.context.trace_id, "032x") == caller_trace
+    assert span.attributes is not None and span.attributes["http.route"] == "/items/{item_id}"
+    assert span.attributes["http.response.status_code"] == 200

@@ -19,6 +19,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -61,11 +65,13 @@ class LogRecord:
 
 
 class OTLPReceiver:
-    """Receives ``/v1/traces`` and ``/v1/logs`` on a free local port until closed."""
+    """Receives ``/v1/traces``, ``/v1/logs`` and ``/v1/metrics`` on a free local port
+    until closed (of metrics, it keeps each one's service and name)."""
 
     def __init__(self) -> None:
         self.spans: list[Span] = []
         self.logs: list[LogRecord] = []
+        self.metrics: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         receiver = self
 
@@ -80,6 +86,9 @@ class OTLPReceiver:
                 elif self.path == "/v1/logs":
                     receiver._add_logs(body)
                     reply = ExportLogsServiceResponse().SerializeToString()
+                elif self.path == "/v1/metrics":
+                    receiver._add_metrics(body)
+                    reply = ExportMetricsServiceResponse().SerializeToString()
                 else:
                     self.send_response(404)
                     self.end_headers()
@@ -134,6 +143,14 @@ class OTLPReceiver:
                                 attributes=_attributes(record.attributes),
                             )
                         )
+
+    def _add_metrics(self, body: bytes) -> None:
+        request = ExportMetricsServiceRequest.FromString(body)
+        for resource_metrics in request.resource_metrics:
+            service = _attributes(resource_metrics.resource.attributes).get("service.name", "")
+            for scope_metrics in resource_metrics.scope_metrics:
+                with self._lock:
+                    self.metrics.extend((service, m.name) for m in scope_metrics.metrics)
 
     def trace(self, trace_id: str) -> list[Span]:
         with self._lock:

@@ -130,6 +130,10 @@ class Admin:
     def clear(self, service: str) -> int:
         return int(self._call("DELETE", service, "").json()["cleared"])
 
+    def remove(self, service: str, fault_id: str) -> None:
+        """Remove one fault (ChaosError when it is gone already)."""
+        self._call("DELETE", service, f"/{fault_id}")
+
 
 def lab_token(settings: LabSettings) -> str:
     """``OBSLAB_ADMIN_TOKEN``, else the token ``obslab up`` wrote for the lab."""

@@ -15,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from obslab import chaos, load, token
+from obslab import chaos, fn, load, token
 from obslab.lab import LabSettings, plan
+from obslab.labs import commands as labs
 from obslab.process import group_alive, healthy, stop_group, stop_groups
 from obslab.servers import MissingBinary
 from obslab.telemetry import show
@@ -36,6 +37,10 @@ app.command("load", context_settings={"allow_extra_args": True})(load.command)
 app.command("token")(token.command)
 # `obslab chaos inject|list|clear|run`: fault injection through the services' admin API.
 app.add_typer(chaos.app, name="chaos")
+# `obslab fn invoke SERVICE EVENT.json`: a service's Lambda handler, run here.
+app.add_typer(fn.app, name="fn")
+# `obslab lab list|start|check|answer|reset`: the workshop labs of labs/.
+app.add_typer(labs.app, name="lab")
 
 
 def _state(settings: LabSettings) -> dict[str, Any] | None:

@@ -39,8 +39,7 @@ from obskit._events import (
 )
 from obskit._fallback import DEGRADED_HEADER, FALLBACKS, fallback_served
 from obskit._health import Readiness
-from obskit._http import ServiceClient
-from obskit._identity import ServiceTokenAuth, service_token
+from obskit._identity import service_token
 from obskit._logging import configure_logging
 from obskit._metrics import (
     HTTP_BUCKETS,
@@ -51,7 +50,6 @@ from obskit._metrics import (
     observe_with_exemplar,
 )
 from obskit._redact import REDACTED, luhn_valid, redact, redact_text
-from obskit._retry import RetryBudget, RetryPolicy, set_retry_testing
 from obskit._settings import BrokerSettings, DatabaseSettings, RedisSettings, ServiceSettings
 from obskit._telemetry import current_trace_id, flush_telemetry, setup_tracing
 
@@ -78,6 +76,13 @@ _LAZY = {
     ),
     "close_redis": "obskit._redis",
     "create_redis": "obskit._redis",
+    # The client side (httpx and its instrumentation, stamina): only a service that
+    # calls others needs it, and a function's cold start is shorter without it.
+    **dict.fromkeys(("ServiceClient", "ServiceTokenAuth"), "obskit._http"),
+    **dict.fromkeys(("RetryBudget", "RetryPolicy", "set_retry_testing"), "obskit._retry"),
+    # Mangum and the function's telemetry: only a service run as a Lambda function.
+    "LambdaFunction": "obskit._function",
+    "LocalContext": "obskit._function",
 }
 
 if TYPE_CHECKING:  # what mypy and editors see: the same names, imported eagerly
@@ -93,7 +98,10 @@ if TYPE_CHECKING:  # what mypy and editors see: the same names, imported eagerly
         ping_database,
         sessionmaker,
     )
+    from obskit._function import LambdaFunction, LocalContext
+    from obskit._http import ServiceClient, ServiceTokenAuth
     from obskit._redis import close_redis, create_redis
+    from obskit._retry import RetryBudget, RetryPolicy, set_retry_testing
 
 
 def __getattr__(name: str) -> Any:
@@ -137,6 +145,8 @@ __all__ = [
     "ErrorBody",
     "Fault",
     "FaultCreate",
+    "LambdaFunction",
+    "LocalContext",
     "NotFound",
     "OrderEvent",
     "OrderFailed",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Generator
 from typing import Any
 
 import httpx
@@ -53,7 +54,7 @@ from obskit._errors import (
     DownstreamTimeout,
     DownstreamUnavailable,
 )
-from obskit._identity import ServiceTokenAuth
+from obskit._identity import service_token
 from obskit._metrics import HTTP_CLIENT_DURATION, POOLS, observe_with_exemplar
 from obskit._retry import (
     RETRY_ATTEMPTS,
@@ -63,6 +64,23 @@ from obskit._retry import (
     is_idempotent,
 )
 from obskit._settings import ServiceSettings
+
+
+class ServiceTokenAuth(httpx.Auth):
+    """httpx auth that signs a fresh service token for each request (retries included).
+
+    Here rather than in ``_identity``, which every service loads for its middleware:
+    only a service that calls others pays for importing httpx.
+    """
+
+    def __init__(self, key: str, caller: str, audience: str, ttl_s: int = 60) -> None:
+        self.key, self.caller, self.audience, self.ttl_s = key, caller, audience, ttl_s
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = service_token(self.key, self.caller, self.audience, self.ttl_s)
+        request.headers["authorization"] = f"Bearer {token}"
+        yield request
+
 
 #: Answers worth another try: the downstream or a proxy in front of it may recover.
 RETRYABLE_STATUSES = frozenset({502, 503, 504})

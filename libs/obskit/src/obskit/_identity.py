@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Generator
 
-import httpx
 import jwt
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -63,18 +61,6 @@ def service_token(key: str, caller: str, audience: str, ttl_s: int = 60) -> str:
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, key, ALGORITHMS[0])
-
-
-class ServiceTokenAuth(httpx.Auth):
-    """httpx auth that signs a fresh service token for each request (retries included)."""
-
-    def __init__(self, key: str, caller: str, audience: str, ttl_s: int = 60) -> None:
-        self.key, self.caller, self.audience, self.ttl_s = key, caller, audience, ttl_s
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = service_token(self.key, self.caller, self.audience, self.ttl_s)
-        request.headers["authorization"] = f"Bearer {token}"
-        yield request
 
 
 class ServiceIdentityMiddleware:

@@ -35,6 +35,11 @@ def _redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDi
     return {key: redact(value, key) for key, value in event_dict.items()}
 
 
+#: Fields a log record carries elsewhere (body, time, severity, trace context, the
+#: resource's service.name): repeated as attributes, each would be encoded, sent and
+#: stored once more for every line.
+_NOT_ATTRIBUTES = frozenset({"event", "timestamp", "level", "trace_id", "span_id", "service"})
+
 _SEVERITY = {"debug": 5, "info": 9, "warning": 13, "error": 17, "critical": 21, "exception": 17}
 
 
@@ -43,7 +48,7 @@ def _export_otlp(_: WrappedLogger, method: str, event_dict: EventDict) -> EventD
         attributes = {
             k: v if isinstance(v, str | int | float | bool) else str(v)
             for k, v in event_dict.items()
-            if k not in ("event", "timestamp")
+            if k not in _NOT_ATTRIBUTES
         }
         _otel_logger.emit(
             body=str(event_dict.get("event", "")),

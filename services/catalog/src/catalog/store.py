@@ -28,6 +28,11 @@ CACHE_REQUESTS = Counter(
     "Cache lookups by outcome: hit, miss, or error when the cache is unavailable.",
     ["cache", "result"],
 )
+# Every series at 0 from the start: the first failed lookup of an outage is then an
+# increase that rate() and increase() see, not the birth of a series they ignore.
+for _cache in ("product", "product_page"):
+    for _result in ("hit", "miss", "error"):
+        CACHE_REQUESTS.labels(_cache, _result)
 
 
 class Base(DeclarativeBase):

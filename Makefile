@@ -27,7 +27,9 @@ format: setup
 	$(UV) run ruff format .
 
 # Every file of the compose stack and the native lab's monitoring, checked without Docker:
-# Compose itself, promtool, amtool, nginx -t, and tests/observability/checks.py.
+# Compose itself, promtool, amtool, nginx -t, and tests/observability/checks.py; and, as
+# no file check can tell that a query returns data or an alert fires, a native lab under
+# traffic (test_dashboards_data.py, test_lab_alerts.py start one).
 validate: setup
 	$(UV) run pytest tests/observability -q
 

@@ -63,6 +63,7 @@ def span(
     start_ms: float,
     end_ms: float,
     error: str = "",
+    events: tuple[tuple[float, str], ...] = (),
     **attributes: object,
 ) -> Span:
     return Span(
@@ -75,6 +76,10 @@ def span(
         end_time_unix_nano=T0 + int(end_ms * 1e6),
         status=Status(code=Status.STATUS_CODE_ERROR, message=error) if error else Status(),
         attributes=_kv(**attributes),
+        events=[
+            Span.Event(time_unix_nano=T0 + int(at_ms * 1e6), name=name, attributes=_kv(attempt=1))
+            for at_ms, name in events
+        ],
     )
 
 
@@ -126,7 +131,8 @@ CHECKOUT = [
         "orders",
         span(ORDER_TRACE, 3, 2, "POST /orders", SERVER, 8, 110, http__route="/orders"),
         span(ORDER_TRACE, 4, 3, "POST", CLIENT, 10, 30),
-        span(ORDER_TRACE, 6, 3, "POST", CLIENT, 32, 90),
+        # The first try timed out: the kit's retry event, as the waterfall must show it.
+        span(ORDER_TRACE, 6, 3, "POST", CLIENT, 32, 90, events=((60, "retry.scheduled"),)),
         span(ORDER_TRACE, 8, 3, "orders.events publish", PRODUCER, 95, 100),
     ),
     spans_of("inventory", span(ORDER_TRACE, 5, 4, "POST /reservations", SERVER, 12, 28)),
@@ -371,7 +377,8 @@ def test_traces_lists_recent_traces_and_filters_them(lab_runtime: dict[str, str]
 
 def test_trace_shows_the_tree_across_the_broker(lab_runtime: dict[str, str]) -> None:
     """`obslab trace ID --json` gives every span depth first with its depth and offset, the
-    consumer under the producer; without --json the waterfall renders."""
+    consumer under the producer; without --json the waterfall renders, with the broker hop,
+    the key attributes and the events (a retry) under their span."""
     code, output = obslab(lab_runtime, "trace", ORDER_TRACE, "--json")
     assert code == 0
     tree = json.loads(output)
@@ -392,6 +399,7 @@ def test_trace_shows_the_tree_across_the_broker(lab_runtime: dict[str, str]) -> 
     code, output = obslab({**lab_runtime, "COLUMNS": "200"}, "trace", ORDER_TRACE)
     assert code == 0
     assert "→ broker" in output and "← broker" in output and "notifications" in output
+    assert "• retry.scheduled" in output and "http.route=/orders" in output
     code, output = obslab({**lab_runtime, "COLUMNS": "200"}, "trace", ERROR_TRACE)
     assert code == 0 and "boom" in output
     assert obslab(lab_runtime, "trace", "f" * 32)[0] == 1

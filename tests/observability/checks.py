@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 OBSERVABILITY = REPO / "observability"
 COMPOSE_FILE = REPO / "docker-compose.yml"
+#: What Prometheus scrapes in compose (the native lab writes its own target lists).
+COMPOSE_TARGETS = OBSERVABILITY / "prometheus" / "targets-compose"
 #: The stack must leave half of an 8 GB laptop to everything else.
 MEMORY_BUDGET_MIB = 4096
 
@@ -201,7 +204,8 @@ def _port(endpoint: str) -> int:
 
 def check_collector(config_path: Path, model: Model) -> list[str]:
     """Every component used is defined, every one defined is used, connectors sit on both
-    sides of pipelines, types are known contrib ones, and the endpoints agree with compose."""
+    sides of pipelines, types are known contrib ones, and the endpoints agree with compose
+    (the collector's own metrics included, where Prometheus scrapes them)."""
     where = _rel(config_path)
     try:
         config = yaml.safe_load(config_path.read_text())
@@ -261,6 +265,97 @@ def check_collector(config_path: Path, model: Model) -> list[str]:
         host = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}").hostname
         if endpoint and host not in hosts:
             problems.append(f"{where}: exporter {exporter} sends to {host}, not a compose service")
+    # Prometheus, another container, scrapes the collector's own metrics: they must be
+    # served on every interface, on the port its compose target names.
+    readers = service.get("telemetry", {}).get("metrics", {}).get("readers", [])
+    served = {
+        pull["port"]
+        for reader in readers
+        if (pull := reader.get("pull", {}).get("exporter", {}).get("prometheus"))
+        and pull.get("host") == "0.0.0.0"
+    }
+    targets = COMPOSE_TARGETS / "otel-collector.json"
+    for group in json.loads(targets.read_text()):
+        for target in group["targets"]:
+            if _port(target) not in served:
+                problems.append(
+                    f"{where}: {_rel(targets)} scrapes {target}, but the collector serves"
+                    " its own metrics on no such port of 0.0.0.0 (service.telemetry.metrics)"
+                )
+    return problems
+
+
+# ------------------------------------------------------------------------- loki
+
+#: A Loki duration as this config writes them (``72h``, ``3d``, ``1w``), in hours.
+_LOKI_DURATION = re.compile(r"([0-9]+)([hdw])")
+_HOURS = {"h": 1, "d": 24, "w": 168}
+
+
+def _hours(duration: object) -> int | None:
+    match = _LOKI_DURATION.fullmatch(str(duration))
+    return int(match.group(1)) * _HOURS[match.group(2)] if match else None
+
+
+def check_loki(config_path: Path, model: Model, collector: Path) -> list[str]:
+    """What Loki 3 refuses at startup or silently does not do: OTLP logs need structured
+    metadata, which needs the tsdb index and schema v13 in the active period; retention
+    happens only when the compactor applies it, with a delete-request store, a 24h index
+    and at least 24h kept; and Loki listens where compose and the collector send to."""
+    where = _rel(config_path)
+    try:
+        config = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError as error:
+        return [f"{where}: not valid YAML: {error}"]
+    problems: list[str] = []
+    limits = config.get("limits_config", {})
+    compactor = config.get("compactor", {})
+
+    # The period in force is the last one that has started (Loki's ActivePeriodConfig).
+    today = date.today().isoformat()
+    periods = config.get("schema_config", {}).get("configs", [])
+    started = [period for period in periods if str(period.get("from")) <= today]
+    if not started:
+        return [f"{where}: schema_config has no period in force today"]
+    active = max(started, key=lambda period: str(period["from"]))
+    # Loki 3 allows structured metadata unless told not to; OTLP ingestion needs it.
+    if limits.get("allow_structured_metadata", True) is not True:
+        problems.append(f"{where}: allow_structured_metadata is off, so OTLP logs are refused")
+    if active.get("store") != "tsdb":
+        problems.append(f"{where}: store {active.get('store')!r}: OTLP logs need the tsdb index")
+    if active.get("schema") != "v13":
+        problems.append(f"{where}: schema {active.get('schema')!r}: OTLP logs need schema v13")
+    if active.get("index", {}).get("period") != "24h":
+        problems.append(f"{where}: the tsdb index period must be 24h (retention needs it too)")
+
+    # Without retention_enabled the compactor only compacts: nothing is ever deleted.
+    if not compactor.get("retention_enabled"):
+        problems.append(f"{where}: compactor.retention_enabled is off: logs are kept forever")
+    elif compactor.get("delete_request_store") != active.get("object_store"):
+        problems.append(
+            f"{where}: compactor.delete_request_store must be the object store"
+            f" {active.get('object_store')!r}: Loki refuses retention without one"
+        )
+    kept = _hours(limits.get("retention_period"))
+    if kept is None or kept < 24:
+        problems.append(
+            f"{where}: retention_period {limits.get('retention_period')!r}: at least 24h"
+        )
+
+    # Compose publishes, and the collector sends to, the port Loki listens on.
+    port = config.get("server", {}).get("http_listen_port", 3100)
+    published = {int(p["target"]) for p in model["services"]["loki"].get("ports", [])}
+    if port not in published:
+        problems.append(f"{where}: Loki listens on {port}, compose publishes {sorted(published)}")
+    for exporter, settings in (
+        yaml.safe_load(collector.read_text()).get("exporters") or {}
+    ).items():
+        url = urlsplit((settings or {}).get("endpoint", ""))
+        if url.hostname == "loki" and url.port != port:
+            problems.append(
+                f"{where}: Loki listens on {port}, but {_rel(collector)} exporter"
+                f" {exporter} sends to port {url.port}"
+            )
     return problems
 
 

@@ -150,23 +150,34 @@ def test_a_setting_that_drifted_from_the_native_lab_is_named(tmp_path: Path) -> 
 def test_prometheus_config_is_valid_with_the_compose_targets(
     model: checks.Model, tmp_path: Path
 ) -> None:
-    """promtool accepts prometheus.yml with the compose target lists, each target is a
-    compose service, and every shop service is scraped."""
+    """promtool accepts prometheus.yml with the compose target lists (a file for every
+    job), each target is a compose service, a shop service on the OBSLAB_PORT it
+    listens on, and every shop service and the collector are scraped."""
     prometheus = OBSERVABILITY / "prometheus"
     shutil.copy(prometheus / "prometheus.yml", tmp_path)
     shutil.copytree(prometheus / "rules" / "lab", tmp_path / "rules")
-    shutil.copytree(prometheus / "targets-compose", tmp_path / "targets")
+    shutil.copytree(checks.COMPOSE_TARGETS, tmp_path / "targets")
     checked = run("promtool", "check", "config", str(tmp_path / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # promtool only warns about a missing file; in compose every job has its targets.
+    assert "WARNING" not in checked.stdout + checked.stderr, checked.stdout + checked.stderr
 
+    # The collector's port is checked against its own config (checks.check_collector).
+    listens = {
+        name: int(service["environment"]["OBSLAB_PORT"])
+        for name, service in model["services"].items()
+        if "OBSLAB_PORT" in service.get("environment", {})
+    }
     scraped = set()
     for path in (tmp_path / "targets").glob("*.json"):
         for group in json.loads(path.read_text()):
             for target in group["targets"]:
-                host = target.split(":")[0]
+                host, port = target.rsplit(":", 1)
                 assert host == "localhost" or host in model["services"], (path.name, target)
+                if host in listens:
+                    assert int(port) == listens[host], (path.name, target, listens[host])
                 scraped.add(host)
-    assert set(checks.service_env_names(model)) <= scraped
+    assert set(checks.service_env_names(model)) | {"otel-collector"} <= scraped
 
 
 def test_nginx_compose_config_is_valid(tmp_path: Path) -> None:
@@ -217,11 +228,18 @@ def test_a_compose_file_compose_refuses_fails_naming_the_file(tmp_path: Path) ->
             "dockerfile: services/Nope, args: {SERVICE: payments}",
             "payments: its Dockerfile services/Nope is missing",
         ),
+        (
+            '      REDIS_ADDR: redis://redis:6379\n    healthcheck:\n      test: ["CMD", "wget",'
+            ' "-q", "-O", "/dev/null", "http://127.0.0.1:9121/metrics"]\n      interval: 10s\n'
+            "      timeout: 3s\n      retries: 5\n",
+            "      REDIS_ADDR: redis://redis:6379\n",
+            "redis-exporter: no healthcheck",
+        ),
     ],
 )
 def test_a_compose_mistake_is_named(tmp_path: Path, old: str, new: str, problem: str) -> None:
-    """A missing limit, an unpinned image, a port open to the network or a missing
-    Dockerfile is reported with the file and the service."""
+    """A missing limit, an unpinned image, a port open to the network, a missing
+    Dockerfile or a missing healthcheck is reported with the file and the service."""
     model = checks.compose_config(broken_copy(tmp_path, old, new), ENV)
     problems = checks.check_compose(model, tmp_path / "docker-compose.yml")
     assert any(problem in p and "docker-compose.yml" in p for p in problems), problems

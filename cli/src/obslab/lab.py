@@ -235,6 +235,8 @@ def plan(settings: LabSettings) -> list[list[Process]]:
         "redis",
         [{"targets": [f"127.0.0.1:{s.redis_exporter_port}"]}] if redis_exporter is not None else [],
     )
+    # The native lab runs no OpenTelemetry Collector (services export straight to obslab).
+    _targets(targets, "otel-collector", [])
     _targets(targets, "prometheus", [{"targets": [f"127.0.0.1:{s.prometheus_port}"]}])
     _targets(targets, "alertmanager", [{"targets": [f"127.0.0.1:{s.alertmanager_port}"]}])
 

@@ -166,7 +166,8 @@ async def test_token_endpoint_takes_a_form_not_json(anonymous: httpx.AsyncClient
 
 
 async def test_an_order_without_a_token_is_401(anonymous: httpx.AsyncClient) -> None:
-    """No bearer token: 401 with a Bearer challenge and the JSON error body."""
+    """No bearer token: 401 with a Bearer challenge and the JSON error body, and the
+    trace id a learner needs to find the refusal's trace."""
     for response in (
         await anonymous.post("/api/orders", json=ORDER),
         await anonymous.get(ORDER_PATH),
@@ -175,6 +176,7 @@ async def test_an_order_without_a_token_is_401(anonymous: httpx.AsyncClient) -> 
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Bearer realm="obslab"'
         assert response.json()["error"]["code"] == "unauthorized"
+        assert len(response.headers["x-trace-id"]) == 32
 
 
 @pytest.mark.parametrize(

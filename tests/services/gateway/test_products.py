@@ -31,10 +31,12 @@ async def test_one_product_is_read(gateway: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_product_is_catalogs_404(gateway: httpx.AsyncClient) -> None:
-    """Catalog's 404 passes through as a 404 with its JSON error body."""
+    """Catalog's 404 passes through as a 404 with its JSON error body, and the gateway's
+    trace id, as on every answer."""
     response = await gateway.get("/api/products/424242")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "product_not_found"
+    assert len(response.headers["x-trace-id"]) == 32
 
 
 @pytest.mark.parametrize(

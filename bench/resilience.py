@@ -13,9 +13,11 @@ cleared and the load goes on until orders' breaker to payments has closed again.
   downstream, and the breaker: orders fail within the budget instead of waiting,
   then at once while the breaker is open.
 
-Also measured, in the "on" mode: seconds from injecting the fault to orders'
-breaker to payments being open, and from clearing it to the breaker closed again
-(at least ``breaker_wait_open_s``, 5 s, plus the trial calls).
+Also measured, in the "on" mode, for orders' breaker to payments and the gateway's
+to orders side by side: seconds from injecting the fault to the breaker being open
+(with the deadline headroom, only the one next to the fault should open), and from
+clearing it to the breaker closed again (at least ``breaker_wait_open_s``, 5 s, plus
+the trial calls).
 
 Run alone: ``uv run python -m bench.resilience``.
 """

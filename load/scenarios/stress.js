@@ -8,8 +8,8 @@ import { handleSummary, TREND_STATS } from "../lib/summary.js";
 import { thresholds } from "../lib/thresholds.js";
 
 // 20 shoppers/s is an estimate of "past the knee" on the project's 2-CPU machine
-// (checkout broke near 16 orders/s there; a shopper orders 0.3 times and makes
-// about four cheaper reads). Set it from your own breakpoint run.
+// (checkout broke near 15 orders/s there, load/README.md; a shopper orders 0.3 times
+// and makes about four cheaper reads). Set it from your own breakpoint run.
 const rate = number("RATE", 20);
 const total = duration("DURATION", "10m");
 const maxVUs = number("VUS", 400);

@@ -69,6 +69,7 @@ def test_orders_through_the_edge_leave_exemplars_of_their_traces(
     histogram in Prometheus holds exemplars whose trace ids are traces we received."""
     responses = [place_order(lab.edge, product_id) for product_id in (1, 2, 3)]
     assert [r.status_code for r in responses] == [201, 201, 201]
+    assert [r.json()["status"] for r in responses] == ["confirmed"] * 3  # stock and payment
     trace_ids = {r.headers["x-trace-id"] for r in responses}
 
     def notified(order_id: str) -> bool:

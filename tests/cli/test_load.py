@@ -74,10 +74,26 @@ def test_an_slo_file_without_a_journey_objective_is_refused(tmp_path: Path) -> N
 
 
 def test_print_slo_is_the_journeys_section_of_slo_yaml() -> None:
-    """What k6 gets as SLO is the journeys: section of observability/slo.yaml, as it is."""
+    """What k6 gets as SLO is the journeys: section of observability/slo.yaml, as it is,
+    and the error budget of its availability objective as the failure rate allowed."""
     result = CliRunner().invoke(app, ["load", "--print-slo"])
     assert result.exit_code == 0
-    assert json.loads(result.output) == yaml.safe_load(SLO_FILE.read_text())["journeys"]
+    slo = yaml.safe_load(SLO_FILE.read_text())
+    printed = json.loads(result.output)
+    assert printed.pop("max_error_rate") == pytest.approx(1 - slo["availability"]["objective"])
+    assert printed == slo["journeys"]
+
+
+def test_a_journey_p99_above_the_latency_slo_is_refused(tmp_path: Path) -> None:
+    """A p99 the latency SLO would count as slow exits 2: the test would pass while the
+    SLO burns."""
+    slo = yaml.safe_load(SLO_FILE.read_text())
+    slo["journeys"]["browse"]["p99_ms"] = slo["latency"]["threshold_s"] * 1000 + 1
+    broken = tmp_path / "slo.yaml"
+    broken.write_text(yaml.safe_dump(slo))
+    code, output = obslab_load("smoke", "--slo", str(broken))
+    assert code == 2
+    assert "the p99 of browse exceeds latency.threshold_s" in output
 
 
 @pytest.mark.parametrize("scenario", scenarios())

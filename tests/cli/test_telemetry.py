@@ -26,9 +26,10 @@ from opentelemetry.sdk.resources import Resource as SdkResource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
+from rich.console import Console
 from typer.testing import CliRunner
 
-from obslab import servers
+from obslab import cli, servers
 from obslab.cli import app
 from obslab.process import start_and_wait, stop_group
 from obslab.telemetry.store import Store
@@ -375,7 +376,9 @@ def test_traces_lists_recent_traces_and_filters_them(lab_runtime: dict[str, str]
     assert code == 0 and ORDER_TRACE in output
 
 
-def test_trace_shows_the_tree_across_the_broker(lab_runtime: dict[str, str]) -> None:
+def test_trace_shows_the_tree_across_the_broker(
+    lab_runtime: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`obslab trace ID --json` gives every span depth first with its depth and offset, the
     consumer under the producer; without --json the waterfall renders, with the broker hop,
     the key attributes and the events (a retry) under their span."""
@@ -396,11 +399,15 @@ def test_trace_shows_the_tree_across_the_broker(lab_runtime: dict[str, str]) -> 
     ]
     assert tree["spans"][-1]["offset_ms"] == 130.0
 
-    code, output = obslab({**lab_runtime, "COLUMNS": "200"}, "trace", ORDER_TRACE)
+    # A wide console, whatever ran before: after the e2e tests, CliRunner's COLUMNS
+    # env no longer reached the CLI's console in the full suite.
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    code, output = obslab(lab_runtime, "trace", ORDER_TRACE)
     assert code == 0
     assert "→ broker" in output and "← broker" in output and "notifications" in output
-    assert "• retry.scheduled" in output and "http.route=/orders" in output
-    code, output = obslab({**lab_runtime, "COLUMNS": "200"}, "trace", ERROR_TRACE)
+    assert "• retry.scheduled" in output, output
+    assert "http.route=/orders" in output, output
+    code, output = obslab(lab_runtime, "trace", ERROR_TRACE)
     assert code == 0 and "boom" in output
     assert obslab(lab_runtime, "trace", "f" * 32)[0] == 1
 

@@ -40,3 +40,36 @@ def test_prints_a_token_the_edge_accepts(lab: Lab) -> None:
     narrow = lab.obslab("token", "--scope", "orders:read", "--json")
     assert narrow.returncode == 0, narrow.stderr
     assert json.loads(narrow.stdout)["scope"] == "orders:read"
+
+
+@pytest.mark.e2e
+def test_a_service_token_opens_an_internal_service(lab: Lab) -> None:
+    """``--service inventory`` prints a token inventory itself accepts; without one it
+    refuses with 401."""
+    stock = f"http://127.0.0.1:{lab.settings.inventory_port}/stock/1"
+    assert httpx.get(stock, timeout=30).status_code == 401
+    printed = lab.obslab("token", "--service", "inventory")
+    assert printed.returncode == 0, printed.stderr
+    headers = {"authorization": f"Bearer {printed.stdout.strip()}"}
+    answer = httpx.get(stock, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["product_id"] == 1
+
+
+def test_an_unknown_service_is_refused() -> None:
+    """A service that takes no service token (or does not exist): exit 2, the list."""
+    result = CliRunner().invoke(app, ["token", "--service", "gateway"])
+    assert result.exit_code == 2
+    assert "inventory" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_service_token_names_its_one_callee(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signed with OBSLAB_SERVICE_TOKEN_KEY, addressed to the service asked for, short-lived."""
+    key = "k" * 32
+    monkeypatch.setenv("OBSLAB_SERVICE_TOKEN_KEY", key)
+    result = CliRunner().invoke(app, ["token", "--service", "payments"])
+    assert result.exit_code == 0, result.output
+    claims = jwt.decode(result.output.strip(), key, algorithms=["HS256"], audience="payments")
+    assert claims["sub"] == "service:obslab"
+    assert claims["exp"] - claims["iat"] <= 60

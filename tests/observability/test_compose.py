@@ -4,8 +4,10 @@ checks.py), and against the native lab so the two ways of running the shop canno
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -263,3 +265,16 @@ def test_a_dockerfile_that_runs_as_root_is_named(model: checks.Model, tmp_path: 
     broken["services"]["catalog"]["build"] = {"context": str(tmp_path), "dockerfile": "Dockerfile"}
     problems = checks.check_compose(broken)
     assert any("Dockerfile: the image does not run as a non-root USER" in p for p in problems)
+
+
+def test_the_gateways_trust_the_edges_forwarded_address(model: checks.Model) -> None:
+    """Every replica nginx proxies to takes X-Forwarded-For from compose's private
+    networks (uvicorn trusts only 127.0.0.1 by default, and nginx is another container),
+    and from nowhere else: the gateway limits anonymous callers by that address."""
+    conf = (OBSERVABILITY / "nginx" / "nginx.compose.conf").read_text()
+    upstreams = re.findall(r"^\s*server ([\w-]+):\d+", conf, re.MULTILINE)
+    assert upstreams == ["gateway-1", "gateway-2"], upstreams
+    for name in upstreams:
+        trusted = model["services"][name]["environment"].get("FORWARDED_ALLOW_IPS", "")
+        networks = [ipaddress.ip_network(entry) for entry in trusted.split(",")]
+        assert networks and all(network.is_private for network in networks), (name, trusted)

@@ -142,3 +142,36 @@ async def test_the_edge_limits_each_address(tmp_path: Path, gateway_ports: tuple
         assert refused[0].json()["error"]["code"] == "too_many_requests"
         assert refused[0].headers["retry-after"] == "1"
         assert_secured(refused[0].headers)
+
+
+async def test_no_gateway_at_all_is_a_json_502(tmp_path: Path) -> None:
+    """Both replicas down: nginx's own 502 is in the JSON error shape, with the headers."""
+    for edge in start_edge(tmp_path, (free_port(), free_port()), {}):
+        async with httpx.AsyncClient(base_url=edge, timeout=30) as client:
+            response = await client.get("/api/products")
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "bad_gateway"
+        assert_secured(response.headers)
+
+
+async def test_a_silent_gateway_is_a_json_504(tmp_path: Path) -> None:
+    """Replicas that accept and never answer (a read timeout made 1 s here): nginx's own
+    504 is in the JSON error shape, with the headers."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until nginx gives up and closes
+        writer.close()
+
+    servers_ = [await asyncio.start_server(silent, "127.0.0.1", 0) for _ in range(2)]
+    ports = tuple(server.sockets[0].getsockname()[1] for server in servers_)
+    changes = {"proxy_connect_timeout 1s;": "proxy_connect_timeout 1s; proxy_read_timeout 1s;"}
+    try:
+        for edge in start_edge(tmp_path, (ports[0], ports[1]), changes):
+            async with httpx.AsyncClient(base_url=edge, timeout=30) as client:
+                response = await client.get("/api/products")
+            assert response.status_code == 504
+            assert response.json()["error"]["code"] == "gateway_timeout"
+            assert_secured(response.headers)
+    finally:
+        for server in servers_:
+            server.close()

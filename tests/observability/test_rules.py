@@ -127,6 +127,36 @@ def test_every_alert_has_a_runbook_and_every_runbook_an_alert() -> None:
         assert "## Likely causes" in text and "## Mitigation" in text, name
 
 
+def _panel_titles(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["title"]] if node.get("type") not in (None, "row") and "title" in node else []
+        return own + [title for value in node.values() for title in _panel_titles(value)]
+    if isinstance(node, list):
+        return [title for value in node for title in _panel_titles(value)]
+    return []
+
+
+def test_every_runbook_opens_dashboards_and_panels_that_exist() -> None:
+    """A runbook's Dashboard section names dashboards by uid (`obslab-slo`) and quotes
+    the start of panel titles ("Burn rate per window"): each uid is a dashboard, and
+    each quoted title begins a panel of one of the dashboards the section names."""
+    dashboards = {
+        board["uid"]: _panel_titles(board)
+        for path in (OBSERVABILITY / "grafana" / "dashboards").glob("*.json")
+        if (board := json.loads(path.read_text()))
+    }
+    for path in sorted(RUNBOOKS.glob("*.md")):
+        if path.stem == "README":
+            continue
+        section = path.read_text().split("## Dashboard", 1)[1].split("\n## ", 1)[0]
+        uids = re.findall(r"`(obslab-[a-z-]+)`", section)
+        assert all(uid in dashboards for uid in uids), (path.name, uids)
+        titles = [title for uid in uids for title in dashboards[uid]]
+        for quoted in re.findall(r'"([^"]+)"', section):
+            assert any(title.startswith(quoted) for title in titles), (path.name, quoted)
+        assert uids or "Targets page" in section, f"{path.name} names no dashboard"
+
+
 def test_the_lab_profile_fires_within_about_a_minute() -> None:
     """No lab alert waits more than a minute (`for:`), and no lab window exceeds the
     lab's one-hour budget period."""

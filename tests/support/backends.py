@@ -61,7 +61,9 @@ class PrivateServer:
 
 def private_rabbit() -> PrivateServer:
     return PrivateServer(
-        lambda folder: servers.rabbitmq(folder / "data", free_port(), free_port(), None)
+        lambda folder: servers.rabbitmq(
+            folder / "data", free_port(), free_port(), free_port(), None
+        )
     )
 
 

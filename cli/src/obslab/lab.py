@@ -14,6 +14,8 @@ catalog …        8101  orders 8102, inventory 8103, payments 8104, notificatio
 prometheus      18090  alertmanager 18093
 postgres        18432  redis 18379, rabbitmq 18672 (its metrics 18692)
 otlp            14318  the lab's receiver of traces, logs and alerts (``obslab traces``, ``alerts``)
+(internal)      18080  nginx's stub_status; exporters: nginx 18113, redis 18121;
+                       RabbitMQ's Erlang distribution 18673 and its epmd 18369
 ==============  =====  ============================================
 
 Every port is an ``OBSLAB_LAB_*_PORT`` variable (``OBSLAB_LAB_EDGE_PORT=9000``).
@@ -64,6 +66,8 @@ class LabSettings(BaseSettings):
     redis_exporter_port: int = 18121
     rabbitmq_port: int = 18672
     rabbitmq_dist_port: int = 18673
+    #: The lab's own Erlang port mapper, not a machine's shared one on 4369.
+    rabbitmq_epmd_port: int = 18369
     rabbitmq_metrics_port: int = 18692
     otlp_port: int = 14318
     #: Use these servers instead of starting private ones.
@@ -149,6 +153,7 @@ def plan(settings: LabSettings) -> list[list[Process]]:
             s.path("data", "rabbitmq"),
             s.rabbitmq_port,
             s.rabbitmq_dist_port,
+            s.rabbitmq_epmd_port,
             s.rabbitmq_metrics_port,
         )
         processes.append(rabbit)

@@ -77,23 +77,39 @@ def parse_duration(text: str) -> float:
 
 
 def read_slo(path: Path = SLO_FILE) -> dict[str, Any]:
-    """The ``journeys:`` section of the SLO file, checked: what k6 gets as ``SLO``."""
+    """The ``journeys:`` section of the SLO file, checked, and ``max_error_rate`` (the
+    share of requests a test may fail: 1 - the availability objective): what k6 gets
+    as ``SLO``. A p99 above the latency SLO's threshold is refused: the load test
+    would pass while the SLO burns."""
     try:
-        journeys = yaml.safe_load(path.read_text())["journeys"]
+        document = yaml.safe_load(path.read_text())
+        journeys = document["journeys"]
+        objective = document["availability"]["objective"]
+        threshold_s = document["latency"]["threshold_s"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise BadParameter(f"{path}: no readable journeys: section ({exc}).") from exc
+        raise BadParameter(
+            f"{path}: no readable journeys:, availability: and latency: sections ({exc})."
+        ) from exc
     problems = [
         f"journeys.{step}.{stat}"
         for step in STEPS
         for stat in ("p95_ms", "p99_ms")
-        if not _positive(journeys.get(step, {}).get(stat))
+        if not _positive((journeys.get(step) or {}).get(stat))
     ]
-    rate = journeys.get("max_error_rate")
-    if not (_number(rate) and 0 <= rate < 1):
-        problems.append("journeys.max_error_rate (a share, 0 <= x < 1)")
+    if not (_number(objective) and 0 < objective <= 1):
+        problems.append("availability.objective (a share, 0 < x <= 1)")
+    if not _positive(threshold_s):
+        problems.append("latency.threshold_s")
     if problems:
         raise BadParameter(f"{path}: missing or not a number: {', '.join(problems)}.")
-    return dict(journeys)
+    slow = [step for step in STEPS if journeys[step]["p99_ms"] > threshold_s * 1000]
+    if slow:
+        raise BadParameter(
+            f"{path}: the p99 of {', '.join(slow)} exceeds latency.threshold_s"
+            f" ({threshold_s} s): a load test would pass while the latency SLO burns."
+        )
+    # Rounded: 1 - 0.995 is 0.0050000000000000044 in floating point.
+    return {**{step: journeys[step] for step in STEPS}, "max_error_rate": round(1 - objective, 9)}
 
 
 def _number(value: Any) -> bool:

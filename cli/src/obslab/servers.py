@@ -24,6 +24,14 @@ PACKAGES = {
     "prometheus-alertmanager": ("prometheus-alertmanager", "alertmanager"),
     "nginx": ("nginx-light", "nginx"),
     "prometheus-nginx-exporter": ("prometheus-nginx-exporter", "nginx-prometheus-exporter"),
+    "epmd": ("rabbitmq-server", "rabbitmq"),  # Erlang's, which RabbitMQ brings
+}
+
+
+#: A binary's name outside Debian (Homebrew's, upstream's), where it differs.
+OTHER_NAMES = {
+    "prometheus-alertmanager": "alertmanager",
+    "prometheus-nginx-exporter": "nginx-prometheus-exporter",
 }
 
 
@@ -37,8 +45,11 @@ def require(binary: str) -> str:
     if binary == "postgres" and not found:
         versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
         found = str(versions[-1]) if versions else None
-    if binary == "prometheus-alertmanager" and not found:
-        found = shutil.which("alertmanager")  # its name outside Debian
+    if not found and binary in OTHER_NAMES:
+        found = shutil.which(OTHER_NAMES[binary])
+    if binary == "epmd" and not found and (erl := shutil.which("erl")):
+        beside = Path(erl).resolve().parent / "epmd"  # Erlang's bin, where PATH may not go
+        found = str(beside) if beside.exists() else None
     if not found:
         debian, brew = PACKAGES[binary]
         raise MissingBinary(
@@ -127,9 +138,18 @@ def redis(data_dir: Path, port: int) -> Process:
     )
 
 
-def rabbitmq(data_dir: Path, port: int, dist_port: int, metrics_port: int | None) -> Process:
-    """RabbitMQ, with its Prometheus plugin on ``metrics_port`` when one is given."""
+def rabbitmq(
+    data_dir: Path, port: int, dist_port: int, epmd_port: int, metrics_port: int | None
+) -> Process:
+    """RabbitMQ, with its Prometheus plugin on ``metrics_port`` when one is given.
+
+    Erlang finds its nodes through epmd, which the first node of a machine starts as a
+    daemon that outlives it. So the lab runs its own epmd on ``epmd_port`` in the
+    broker's process group, ready before the broker starts: `obslab down` stops it
+    with the broker, and a machine's epmd on 4369 is neither used nor left behind.
+    """
     require("rabbitmq-server")
+    epmd = require("epmd")
     node = f"obslab{port}@localhost"
 
     def prepare() -> None:
@@ -147,11 +167,18 @@ def rabbitmq(data_dir: Path, port: int, dist_port: int, metrics_port: int | None
     # run the script as the rabbitmq user ourselves.
     script = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
     as_root = os.geteuid() == 0 and script.exists()
+    # epmd in the foreground (no -daemon), polled until it answers, then the broker.
+    start = (
+        f'"$1" -port {epmd_port} -address 127.0.0.1 & '
+        f'for _ in $(seq 100); do "$1" -port {epmd_port} -names >/dev/null 2>&1 && break; '
+        'sleep 0.1; done; exec "$2"'
+    )
     return Process(
         name="rabbitmq",
-        argv=[str(script) if as_root else "rabbitmq-server"],
+        argv=["sh", "-c", start, "rabbitmq", epmd, str(script) if as_root else "rabbitmq-server"],
         user="rabbitmq" if as_root else None,
         env={
+            "ERL_EPMD_PORT": str(epmd_port),
             # Erlang reads its cookie from $HOME: one of the node's own, which the
             # rabbitmq user can write and rabbitmqctl (given this env) can read.
             "HOME": str(data_dir),

@@ -6,6 +6,12 @@ endpoint through the edge, printed alone so a shell can use it::
 The demo client's id and secret are the gateway's dev defaults (the lab runs with
 ``OBSLAB_ENVIRONMENT=dev``); they are public, which is why a gateway in production
 refuses to start with them.
+
+``obslab token --service inventory`` prints instead a service token addressed to one
+internal service (obskit._identity), signed with the services' shared key
+(``OBSLAB_SERVICE_TOKEN_KEY``, else the lab's public dev key), for calling it directly::
+
+    curl -X PUT -H "Authorization: Bearer $(obslab token --service inventory)" …
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import httpx
 import typer
 
 from obslab.lab import LabSettings
+
+#: The internal services, which refuse a call without a service token addressed to them.
+SERVICES = ("catalog", "orders", "inventory", "payments", "notifications")
 
 #: The gateway's dev client (gateway.settings.DEV_CLIENT_ID / DEV_CLIENT_SECRET): the
 #: CLI never imports a service, so the two public values are repeated here.
@@ -36,8 +45,17 @@ def command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole token answer (expiry, scope).")
     ] = False,
+    service: Annotated[
+        str,
+        typer.Option(
+            help=f"A 60 s service token for calling one of {', '.join(SERVICES)} directly."
+        ),
+    ] = "",
 ) -> None:
     """Print a bearer token for the lab's demo client (OAuth2 client credentials)."""
+    if service:
+        typer.echo(_service_token(service))
+        return
     base = url.rstrip("/") or f"http://127.0.0.1:{LabSettings().edge_port}"
     form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
     try:
@@ -52,3 +70,15 @@ def command(
         raise typer.Exit(1)
     answer = response.json()
     typer.echo(json.dumps(answer, indent=2) if as_json else answer["access_token"])
+
+
+def _service_token(service: str) -> str:
+    if service not in SERVICES:
+        raise typer.BadParameter(f"{service!r} is not one of {', '.join(SERVICES)}.")
+    # Imported here: only this option needs the services' library and its settings.
+    import obskit
+
+    # As the lab's services read it: dev mode, which accepts the public dev key.
+    settings = obskit.ServiceSettings(service_name=service, environment="dev")
+    key = settings.service_token_key.get_secret_value()
+    return obskit.service_token(key, "obslab", service)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from obslab.chaos import ChaosError
 from obslab.lab import LabSettings
-from obslab.labs import backlog, breakers, caching, logs, promql, slo, tour, traces
+from obslab.labs import alerting, backlog, breakers, caching, logs, promql, slo, tour, traces
 from obslab.labs.base import Context, Exercise, LabError, Progress, Record, Step, now
 from obslab.labs.sources import Unreachable, native_stack
 
@@ -32,6 +32,7 @@ EXERCISES: dict[int, Exercise] = {
         traces.Traces(),
         promql.Promql(),
         logs.Logs(),
+        alerting.Alerting(),
         breakers.Breakers(),
         slo.Slo(),
         caching.Caching(),

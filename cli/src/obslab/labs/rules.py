@@ -133,3 +133,31 @@ def compare(
             f"{len(wrong)} of {len(expected)} series differ",
         )
     return Step(title, True, detail=f"{len(expected)} series")
+
+
+def unit_test(
+    context: Context,
+    rules_path: Path,
+    name: str,
+    hint: str,
+    groups: list[dict[str, Any]],
+    file_name: str,
+) -> Step:
+    """promtool's unit tests ``groups`` (series one sample a minute, rules evaluated each
+    minute) on ``rules_path``, written to ``file_name`` in the lab's folder for the
+    learner to read when the step fails."""
+    tool = promtool()
+    if tool is None:
+        return Step(name, False, "promtool is needed (it comes with Prometheus): install it.")
+    path = context.folder() / file_name
+    tests = [{"interval": "1m", **group} for group in groups]
+    path.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(rules_path)], "evaluation_interval": "1m", "tests": tests},
+            sort_keys=False,
+        )
+    )
+    ran = subprocess.run(
+        [tool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    return Step(name, ran.returncode == 0, hint)

@@ -12,12 +12,9 @@ of the lab fails for this lab: it creates no 5xx.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from obslab.labs import rules
 from obslab.labs.base import Context, Exercise, Step
@@ -137,21 +134,7 @@ def rules_file(context: Context) -> Path:
 def unit_test(context: Context, rules_path: Path, number: int) -> Step:
     """Run one of :data:`TESTS` with promtool, on the learner's rules."""
     name, hint, groups = TESTS[number]
-    tool = rules.promtool()
-    if tool is None:
-        return Step(name, False, "promtool is needed (it comes with Prometheus): install it.")
-    path = context.folder() / f"test-{number}.yml"
-    tests = [{"interval": "1m", **group} for group in groups]
-    path.write_text(
-        yaml.safe_dump(
-            {"rule_files": [str(rules_path)], "evaluation_interval": "1m", "tests": tests},
-            sort_keys=False,
-        )
-    )
-    ran = subprocess.run(
-        [tool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60
-    )
-    return Step(name, ran.returncode == 0, hint)
+    return rules.unit_test(context, rules_path, name, hint, groups, f"test-{number}.yml")
 
 
 class Slo(Exercise):

@@ -26,7 +26,8 @@ class Unreachable(Exception):
 
 
 class Telemetry(Protocol):
-    """Traces and logs, as the lab's store returns them (``obslab.telemetry.store``)."""
+    """Traces, logs and delivered alerts, as the lab's store returns them
+    (``obslab.telemetry.store``)."""
 
     def traces(
         self,
@@ -47,6 +48,10 @@ class Telemetry(Protocol):
 
     def logs(self, trace_id: str) -> list[dict[str, Any]]:
         """Every log record of one trace: time_ns, service, severity, body, attributes."""
+        ...
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts Alertmanager delivered, newest first: alertname, status, starts_at …"""
         ...
 
 
@@ -75,6 +80,9 @@ class NativeTelemetry:
 
     def logs(self, trace_id: str) -> list[dict[str, Any]]:
         return self._read("logs", trace_id)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self._read("alerts", limit=500)
 
 
 class Prometheus:

@@ -34,8 +34,8 @@ never faulted: the switch to end an experiment and the probes that watch it keep
 working. Chaos is on only where an admin token is configured (``OBSLAB_ADMIN_TOKEN``):
 without one there is no admin API, no poll and no fault.
 
-What a fault does is visible: ``obslab_chaos_active{service,fault}`` counts the
-active faults, a request a fault hit carries a ``chaos.injected`` span event, and
+What a fault does is visible: ``obslab_chaos_active{service,fault}`` is 1 while a
+fault of that kind is active, a request a fault hit carries a ``chaos.injected`` span event, and
 each fault logs ``chaos.injected`` the first time it hits in a process (not once per
 request, which would flood the logs under load).
 """

@@ -178,7 +178,8 @@ async def read_product(
         kept = stale.recall(key)
         if kept is None:
             raise
-        return _stale(kept, "gateway.read_product", exc)
+        product = {**json.loads(kept), "degraded": CATALOG_STALE}
+        return _stale(json.dumps(product).encode(), "gateway.read_product", exc)
     answer = _pass_on(response, "catalog", {200: ProductRead, 404: ErrorBody})
     if response.status_code == 200:
         stale.remember(key, response.content)

@@ -3,7 +3,7 @@
 When catalog is down (unreachable, failing, too slow, or its breaker open), a
 shopper can still browse: the gateway answers from the last answer catalog gave
 to the same read, says so with ``X-Degraded: catalog-stale`` (and a ``degraded``
-field in a product page), and counts it in ``obslab_fallbacks_total``.
+field in the product or the page), and counts it in ``obslab_fallbacks_total``.
 
 Kept in this process, not in Redis. The gateway is otherwise stateless and has no
 Redis of its own; a fallback that needs one more system would fail in the very
@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-#: The reason a stale answer gives, in ``X-Degraded`` and the page's ``degraded`` field.
+#: The reason a stale answer gives, in ``X-Degraded`` and the body's ``degraded`` field.
 CATALOG_STALE = "catalog-stale"
 
 

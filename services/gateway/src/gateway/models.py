@@ -30,6 +30,8 @@ class ProductRead(BaseModel):
     description: str
     price_cents: int
     updated_at: datetime
+    #: Set only when catalog was down and this is the last copy it gave: "catalog-stale".
+    degraded: str | None = None
 
 
 class ProductPage(BaseModel):

@@ -21,7 +21,18 @@ from rich.table import Table
 
 from obslab.chaos import ChaosError
 from obslab.lab import LabSettings
-from obslab.labs import alerting, backlog, breakers, caching, logs, promql, slo, tour, traces
+from obslab.labs import (
+    alerting,
+    backlog,
+    breakers,
+    caching,
+    coldstart,
+    logs,
+    promql,
+    slo,
+    tour,
+    traces,
+)
 from obslab.labs.base import Context, Exercise, LabError, Progress, Record, Step, now
 from obslab.labs.sources import Unreachable, native_stack
 
@@ -37,6 +48,7 @@ EXERCISES: dict[int, Exercise] = {
         slo.Slo(),
         caching.Caching(),
         backlog.Backlog(),
+        coldstart.ColdStart(),
     )
 }
 

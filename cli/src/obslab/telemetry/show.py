@@ -26,6 +26,8 @@ KEY_ATTRIBUTES = (
     "db.statement",
     "db.query.text",
     "error.type",
+    # A Lambda invocation's (obskit._function): cold or warm.
+    "faas.coldstart",
 )
 COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
 BAR_WIDTH = 24

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,12 +14,10 @@ from typer.testing import CliRunner
 
 from obslab.cli import app
 from obslab.load import K6, SCENARIOS, SLO_FILE, read_slo, scenarios
-from tests.support.auth import service_headers
 from tests.support.backends import free_port, wait_for
 from tests.support.lab import OBSLAB, Lab
 
 #: The products inventory stocks (catalog's demo products).
-PRODUCTS = range(1, 13)
 
 
 def obslab_load(*args: str) -> tuple[int, str]:
@@ -123,21 +120,6 @@ def test_every_scenario_takes_its_thresholds_from_the_slo(scenario: str) -> None
 
 
 # -------------------------------------------------------------- for real, against the lab
-
-
-@pytest.fixture
-def stock_restored(lab: Lab) -> Iterator[None]:
-    """The lab's stock after the test as before it: orders placed by load take units."""
-    inventory = f"http://127.0.0.1:{lab.settings.inventory_port}"
-    headers = service_headers("inventory")  # inventory is internal: called as a service
-    before = {
-        p: httpx.get(f"{inventory}/stock/{p}", headers=headers).json()["available"]
-        for p in PRODUCTS
-    }
-    yield
-    for product, available in before.items():
-        body = {"available": available}
-        httpx.put(f"{inventory}/stock/{product}", json=body, headers=headers).raise_for_status()
 
 
 def impatient_load(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

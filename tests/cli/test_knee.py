@@ -43,6 +43,26 @@ def test_the_crossing_is_the_first_of_two_windows_over_the_limit() -> None:
     rows = [{"t": 10 * i, "p99_ms": p99} for i, p99 in enumerate(p99s)]
     assert knee.crossing(rows, "p99_ms", 500) == {"t": 40, "p99_ms": 600}
     assert knee.crossing(rows[:4], "p99_ms", 500) is None
+    assert knee.crossing(rows[:5], "p99_ms", 500) is None  # over only in the last window
+
+
+def test_a_run_k6_stopped_crosses_in_its_last_window() -> None:
+    """When k6 aborted the run on its threshold, a last window over the limit is the
+    crossing; one over the limit earlier, alone, is still noise."""
+    p99s = [100, 700, 200, 300, 600]
+    rows = [{"t": 10 * i, "p99_ms": p99} for i, p99 in enumerate(p99s)]
+    assert knee.crossing(rows, "p99_ms", 500, stopped=True) == {"t": 40, "p99_ms": 600}
+    assert knee.crossing(rows[:4], "p99_ms", 500, stopped=True) is None
+    assert knee.crossing([], "p99_ms", 500, stopped=True) is None
+
+
+def test_the_last_window_rate_counts_the_seconds_it_lasted(tmp_path: Path) -> None:
+    """A run stopped 4 s into its second window: that window's rate is over 4 s, not 10."""
+    start = 1_800_000_000
+    rows = [("iterations", start + i, 1, "") for i in range(10)]
+    rows += [("iterations", start + 10 + i // 2, 1, "") for i in range(8)]  # 2/s for 4 s
+    found = knee.windows(write_samples(tmp_path / "samples.csv", rows), "place_order")
+    assert [(w["t"], w["rate"]) for w in found] == [(0, 1.0), (10, 2.0)]
 
 
 def test_busiest_is_the_component_with_the_highest_mean_cpu_in_the_window() -> None:

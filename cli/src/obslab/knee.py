@@ -24,11 +24,12 @@ def windows(samples: Path, step: str, seconds: int = 10) -> list[dict[str, Any]]
     """Per ``seconds`` of the run: iterations per second and ``step``'s p95 and p99 (ms)."""
     durations: dict[int, list[float]] = {}
     iterations: dict[int, int] = {}
-    start = None
+    start = last = None
     with samples.open(newline="") as file:
         for row in csv.DictReader(file):
             second = int(row["timestamp"])
             start = second if start is None else start
+            last = second if last is None else max(last, second)
             window = (second - start) // seconds
             if row["metric_name"] == "iterations":
                 iterations[window] = iterations.get(window, 0) + 1
@@ -36,10 +37,18 @@ def windows(samples: Path, step: str, seconds: int = 10) -> list[dict[str, Any]]
                 row["extra_tags"] or ""
             ).split("&"):
                 durations.setdefault(window, []).append(float(row["metric_value"]))
+    count = max([*iterations, *durations], default=-1) + 1
+
+    def span(window: int) -> int:
+        """The window's seconds: the last one ends where the run did (k6 may stop it)."""
+        if window < count - 1 or start is None or last is None:
+            return seconds
+        return min(seconds, last - start - window * seconds + 1)
+
     return [
         {
             "t": window * seconds,
-            "rate": iterations.get(window, 0) / seconds,
+            "rate": iterations.get(window, 0) / span(window),
             "requests": len(durations.get(window, [])),
             **{
                 f"p{share}_ms": percentile(durations[window], share / 100)
@@ -48,7 +57,7 @@ def windows(samples: Path, step: str, seconds: int = 10) -> list[dict[str, Any]]
                 for share in (95, 99)
             },
         }
-        for window in range(max([*iterations, *durations], default=-1) + 1)
+        for window in range(count)
     ]
 
 
@@ -72,8 +81,16 @@ def machine(cpu_samples: list[dict[str, Any]], start: float, end: float) -> floa
     return sum(inside) / len(inside) if inside else None
 
 
-def crossing(rows: list[dict[str, Any]], key: str, limit_ms: float) -> dict[str, Any] | None:
+def crossing(
+    rows: list[dict[str, Any]], key: str, limit_ms: float, *, stopped: bool = False
+) -> dict[str, Any] | None:
     """The first window whose ``key`` (``p99_ms``) is above ``limit_ms`` and stays above in
-    the next one (one slow window on a shared machine is noise, two are a trend), or None."""
+    the next one (one slow window on a shared machine is noise, two are a trend), or None.
+
+    ``stopped``: the run ended because of its latency (k6 aborted it on a threshold),
+    usually within seconds of the first bad window, so a last window above the limit
+    counts on its own: the run gave it no next one.
+    """
     above = [w[key] is not None and w[key] > limit_ms for w in rows]
-    return next((rows[i] for i in range(len(rows) - 1) if above[i] and above[i + 1]), None)
+    above.append(stopped and bool(above) and above[-1])  # the window after the last
+    return next((rows[i] for i in range(len(rows)) if above[i] and above[i + 1]), None)

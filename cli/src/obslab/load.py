@@ -172,9 +172,12 @@ def cpu_table(cpu: CpuSampler) -> Table:
     return table
 
 
-def _report_knee(samples: Path, slo: dict[str, float], cpu: CpuSampler, summaries: Path) -> None:
+def _report_knee(
+    samples: Path, slo: dict[str, float], cpu: CpuSampler, summaries: Path, stopped: bool
+) -> None:
     """Print checkout's p95 and p99 per 10 s window of the run, and the arrival rate at
-    which each crossed its objective (``slo``: ``{"p95_ms": 400, "p99_ms": 500}``)."""
+    which each crossed its objective (``slo``: ``{"p95_ms": 400, "p99_ms": 500}``);
+    ``stopped``: k6 aborted the run on a threshold (see knee.crossing)."""
     rows = knee.windows(samples, "place_order")
     for row in rows:
         row["busiest"], row["busiest_cpu_pct"] = knee.busiest(cpu.samples, row["t"], row["t"] + 10)
@@ -205,7 +208,7 @@ def _report_knee(samples: Path, slo: dict[str, float], cpu: CpuSampler, summarie
     console.print(table)
     for key, limit in slo.items():
         name = key.removesuffix("_ms")
-        broke = knee.crossing(rows, key, limit)
+        broke = knee.crossing(rows, key, limit, stopped=stopped)
         last = rows[-1] if rows else None
         if broke is None and last and (last[key] or 0) > limit:
             console.print(
@@ -220,7 +223,8 @@ def _report_knee(samples: Path, slo: dict[str, float], cpu: CpuSampler, summarie
             continue
         console.print(
             f"Checkout's {name} crossed {limit:.0f} ms at {broke['rate']:.1f} orders/s"
-            f" (t={broke['t']}s); busiest then: {broke['busiest'] or '?'}"
+            f" (t={broke['t']}s{', where k6 stopped the run' if broke is rows[-1] else ''});"
+            f" busiest then: {broke['busiest'] or '?'}"
             f" at {broke['busiest_cpu_pct']:.0f}% of a core, the machine"
             f" at {broke['machine_pct'] or 0:.0f}% of {100 * (os.cpu_count() or 1)}%.",
             soft_wrap=True,
@@ -346,7 +350,8 @@ def command(
         console.print(cpu_table(cpu))
 
     if scenario == "breakpoint" and samples.exists():
-        _report_knee(samples, objectives["place_order"], cpu, summaries)
+        stopped = returncode == K6_THRESHOLDS_FAILED
+        _report_knee(samples, objectives["place_order"], cpu, summaries, stopped)
     if not summary.exists():
         errors.print(f"[red]k6 failed ({returncode}) before writing its summary.[/]")
         raise typer.Exit(returncode or 1)

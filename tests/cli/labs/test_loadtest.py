@@ -30,7 +30,7 @@ README = readme("08-load-knee")
 def the_knee(lab: Lab) -> dict[str, object]:
     """Where the last breakpoint run's p99 crossed the SLO, from what it wrote."""
     windows = json.loads(lab.settings.path("load", "breakpoint.windows.json").read_text())
-    broke = knee.crossing(windows, "p99_ms", read_slo()["place_order"]["p99_ms"])
+    broke = knee.crossing(windows, "p99_ms", read_slo()["place_order"]["p99_ms"], stopped=True)
     assert broke is not None, [(w["t"], w["rate"], w["p99_ms"], w["busiest"]) for w in windows]
     return dict(broke)
 

@@ -6,11 +6,10 @@ metrics in Prometheus since the lab started. Nothing fails: no 5xx."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 
-from obslab.chaos import Admin, ChaosError
-from obslab.labs.base import Context, Exercise, LabError, Step
+from obslab.labs import faults
+from obslab.labs.base import Context, Exercise, Step
 
 FAULT = {"kind": "worker_slowdown", "ms": 8000, "duration_s": 900}
 QUEUE = 'queue="notifications.order-events"'
@@ -26,14 +25,7 @@ class Backlog(Exercise):
     minutes = 30
 
     def start(self, context: Context) -> list[str]:
-        admin = Admin.of_lab(context.settings)
-        try:
-            fault = admin.inject("notifications", FAULT)
-        except ChaosError as exc:
-            raise LabError(str(exc)) from exc
-        finally:
-            admin.close()
-        context.record.setup = {"fault": fault["id"]}
+        context.record.setup = {"fault": faults.inject(context, "notifications", FAULT)}
         return ["The notifications worker now takes 8 s a message (for 15 minutes)."]
 
     def check(self, context: Context) -> list[Step]:
@@ -73,10 +65,4 @@ class Backlog(Exercise):
         ]
 
     def reset(self, context: Context) -> None:
-        fault = context.record.setup.get("fault")
-        if not fault:
-            return
-        admin = Admin.of_lab(context.settings)
-        with contextlib.suppress(ChaosError):  # expired, or removed by the learner
-            admin.remove("notifications", fault)
-        admin.close()
+        faults.remove(context, "notifications")

@@ -10,10 +10,9 @@ from the last good copy (``X-Degraded: catalog-stale``). The lab makes no 5xx.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
-from obslab.chaos import Admin, ChaosError
+from obslab.labs import faults
 from obslab.labs.base import Context, Exercise, LabError, Step
 from obslab.labs.shop import Shop
 from obslab.labs.sources import Prometheus
@@ -42,14 +41,7 @@ class Breakers(Exercise):
             shop.close()
         if statuses != {200}:
             raise LabError(f"the catalog answered {sorted(statuses)}: is the shop healthy?")
-        admin = Admin.of_lab(context.settings)
-        try:
-            fault = admin.inject("catalog", FAULT)
-        except ChaosError as exc:
-            raise LabError(str(exc)) from exc
-        finally:
-            admin.close()
-        context.record.setup = {"fault": fault["id"]}
+        context.record.setup = {"fault": faults.inject(context, "catalog", FAULT)}
         return ["The catalog's product list now takes 1.5 s (for 15 minutes)."]
 
     def check(self, context: Context) -> list[Step]:
@@ -97,13 +89,9 @@ class Breakers(Exercise):
         ]
 
     def reset(self, context: Context) -> None:
-        fault = context.record.setup.get("fault")
-        if not fault:
+        if not context.record.setup.get("fault"):
             return
-        admin = Admin.of_lab(context.settings)
-        with contextlib.suppress(ChaosError):  # expired, or removed by the learner
-            admin.remove("catalog", fault)
-        admin.close()
+        faults.remove(context, "catalog")
         # An open breaker stays open until calls come: read until both are closed, so
         # that the lab's CircuitBreakerOpen alert resolves (a minute at most).
         shop = Shop(context.stack.edge)

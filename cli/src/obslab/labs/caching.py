@@ -6,10 +6,8 @@ it from Prometheus since the lab started. Nothing fails for the user: no 5xx."""
 
 from __future__ import annotations
 
-import contextlib
-
-from obslab.chaos import Admin, ChaosError
-from obslab.labs.base import Context, Exercise, LabError, Step
+from obslab.labs import faults
+from obslab.labs.base import Context, Exercise, Step
 
 FAULT = {"kind": "dependency_outage", "dependency": "redis", "duration_s": 900}
 CACHE = 'obslab_cache_requests_total{service="catalog"'
@@ -24,14 +22,7 @@ class Caching(Exercise):
     minutes = 25
 
     def start(self, context: Context) -> list[str]:
-        admin = Admin.of_lab(context.settings)
-        try:
-            fault = admin.inject("catalog", FAULT)
-        except ChaosError as exc:
-            raise LabError(str(exc)) from exc
-        finally:
-            admin.close()
-        context.record.setup = {"fault": fault["id"]}
+        context.record.setup = {"fault": faults.inject(context, "catalog", FAULT)}
         return ["The catalog's Redis cache is unreachable now (for 15 minutes)."]
 
     def check(self, context: Context) -> list[Step]:
@@ -71,10 +62,4 @@ class Caching(Exercise):
         ]
 
     def reset(self, context: Context) -> None:
-        fault = context.record.setup.get("fault")
-        if not fault:
-            return
-        admin = Admin.of_lab(context.settings)
-        with contextlib.suppress(ChaosError):  # expired, or removed by the learner
-            admin.remove("catalog", fault)
-        admin.close()
+        faults.remove(context, "catalog")

@@ -12,12 +12,11 @@ machine: it never names the rate or the component.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
 from obslab import knee
-from obslab.chaos import Admin, ChaosError
+from obslab.labs import faults
 from obslab.labs.base import Context, Exercise, LabError, Step
 from obslab.load import read_slo
 
@@ -45,14 +44,7 @@ class Knee(Exercise):
     answer_usage = "ORDERS_PER_S COMPONENT"
 
     def start(self, context: Context) -> list[str]:
-        admin = Admin.of_lab(context.settings)
-        try:
-            fault = admin.inject("payments", FAULT)
-        except ChaosError as exc:
-            raise LabError(str(exc)) from exc
-        finally:
-            admin.close()
-        context.record.setup = {"fault": fault["id"]}
+        context.record.setup = {"fault": faults.inject(context, "payments", FAULT)}
         return ["Each charge now costs payments 100 ms of CPU (for 30 minutes)."]
 
     def read_answer(self, words: list[str]) -> list[str]:
@@ -103,10 +95,4 @@ class Knee(Exercise):
         ]
 
     def reset(self, context: Context) -> None:
-        fault = context.record.setup.get("fault")
-        if not fault:
-            return
-        admin = Admin.of_lab(context.settings)
-        with contextlib.suppress(ChaosError):  # expired, or removed by the learner
-            admin.remove("payments", fault)
-        admin.close()
+        faults.remove(context, "payments")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from obslab.chaos import Admin, ChaosError
+from obslab.labs import faults
 from obslab.labs.base import Context, Exercise, LabError, Step
 from obslab.labs.shop import Shop
 
@@ -46,14 +46,8 @@ class Traces(Exercise):
 
     def start(self, context: Context) -> list[str]:
         service, cause = random.SystemRandom().choice(HIDEOUTS)
-        admin = Admin.of_lab(context.settings)
-        try:
-            fault = admin.inject(service, {**FAULTS[cause], "duration_s": DURATION_S})
-        except ChaosError as exc:
-            raise LabError(str(exc)) from exc
-        finally:
-            admin.close()
-        context.record.setup = {"service": service, "cause": cause, "fault": fault["id"]}
+        fault = faults.inject(context, service, {**FAULTS[cause], "duration_s": DURATION_S})
+        context.record.setup = {"service": service, "cause": cause, "fault": fault}
         shop = Shop(context.stack.edge)
         try:
             placed = [shop.order() for _ in range(ORDERS)]
@@ -101,13 +95,5 @@ class Traces(Exercise):
         ]
 
     def reset(self, context: Context) -> None:
-        fault = context.record.setup.get("fault")
-        if not fault:
-            return
-        admin = Admin.of_lab(context.settings)
-        try:
-            admin.remove(context.record.setup["service"], fault)
-        except ChaosError:
-            pass  # expired already, or the lab was restarted since: nothing to undo
-        finally:
-            admin.close()
+        if context.record.setup.get("fault"):
+            faults.remove(context, context.record.setup["service"])

@@ -175,9 +175,13 @@ def test_logs_shows_one_component(lab: Lab) -> None:
 
 
 def test_down_leaves_nothing_of_ours_running(lab: Lab) -> None:
-    """`obslab down` stops every process the lab started and frees every port."""
+    """`obslab down` stops every process the lab started and frees every port, a
+    workshop lab's own service (lab 5's, left running) included."""
+    workshop = lab.obslab("lab", "start", "5")
+    assert workshop.returncode == 0, workshop.stdout + workshop.stderr
     state = json.loads(lab.settings.path("state.json").read_text())
     pids = [state["supervisor_pid"]] + [c["pid"] for c in state["components"].values()]
+    pids.append(int(lab.settings.path("labs", "05", "reviews.pid").read_text()))
     stopped = lab.obslab("down")
     assert stopped.returncode == 0, stopped.stderr
     assert [pid for pid in pids if group_alive(pid)] == []

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from obslab import chaos, fn, load, token
 from obslab.lab import LabSettings, plan
+from obslab.labs import background
 from obslab.labs import commands as labs
 from obslab.process import group_alive, healthy, stop_group, stop_groups
 from obslab.servers import MissingBinary
@@ -175,6 +176,7 @@ def down() -> None:
     """Stop everything `obslab up` started, and only that."""
     settings = LabSettings()
     state = _state(settings)
+    background.stop_all(settings)  # what a lab left running (lab 5's service)
     if not _supervisor_alive(state):
         _clean_leftovers(state)
         console.print("The lab is not running.")

@@ -11,6 +11,7 @@ runs beside a machine's own PostgreSQL, Redis, RabbitMQ or Prometheus:
 edge (nginx)     8000  the shop's public API: http://127.0.0.1:8000/api/products
 gateway          8100  and 8106: two replicas behind nginx
 catalog …        8101  orders 8102, inventory 8103, payments 8104, notifications 8105
+reviews          8107  lab 5's service to instrument, while that lab runs
 prometheus      18090  alertmanager 18093
 postgres        18432  redis 18379, rabbitmq 18672 (its metrics 18692)
 otlp            14318  the lab's receiver of traces, logs and alerts (``obslab traces``, ``alerts``)
@@ -59,6 +60,8 @@ class LabSettings(BaseSettings):
     inventory_port: int = 8103
     payments_port: int = 8104
     notifications_port: int = 8105
+    #: Lab 5's own small service (``obslab lab start 5``), scraped as job ``workshop``.
+    reviews_port: int = 8107
     prometheus_port: int = 18090
     alertmanager_port: int = 18093
     postgres_port: int = 18432
@@ -242,6 +245,8 @@ def plan(settings: LabSettings) -> list[list[Process]]:
     )
     # The native lab runs no OpenTelemetry Collector (services export straight to obslab).
     _targets(targets, "otel-collector", [])
+    # Services a workshop lab runs while it runs (lab 5 writes its own there).
+    _targets(targets, "workshop", [])
     _targets(targets, "prometheus", [{"targets": [f"127.0.0.1:{s.prometheus_port}"]}])
     _targets(targets, "alertmanager", [{"targets": [f"127.0.0.1:{s.alertmanager_port}"]}])
 

@@ -88,18 +88,24 @@ def follow(
     path: Path,
     fill: Callable[[str, str], str],
     wait: dict[str, Callable[[], bool]] | None = None,
+    act: dict[str, Callable[[], None]] | None = None,
 ) -> str:
     """Run every ``sh`` block of ``path`` in order, but the check; return the transcript.
 
     ``fill(placeholder, transcript)`` gives the value of a ``<placeholder>`` the first
     time a block needs it. ``wait`` maps a piece of a block to what must hold before it
     runs, polled for up to 60 s: the data a learner, slower than a test, would find
-    there (Prometheus scrapes every 5 s). Every block must succeed.
+    there (Prometheus scrapes every 5 s). ``act`` maps a piece of a block to what the
+    learner does before the first block holding it, outside a shell (a file edited).
+    Every block must succeed.
     """
     transcript, values = "", {}
+    actions = dict(act or {})
     for code in sh_blocks(path):
         if _CHECK.match(code.strip()):
             continue
+        for piece in [piece for piece in actions if piece in code]:
+            actions.pop(piece)()
         for piece, ready in (wait or {}).items():
             if piece in code:
                 wait_for(ready, 60, f"what `{piece}` shows")
@@ -118,6 +124,7 @@ def follow(
         )
         assert ran.returncode == 0, f"{code}\nexit {ran.returncode}\n{ran.stdout}\n{ran.stderr}"
         transcript += f"$ {code}{ran.stdout}"
+    assert not actions, f"no block holds {list(actions)}"
     return transcript
 
 

@@ -56,8 +56,13 @@ def test_a_lab_that_cannot_reach_the_shop_refuses_to_start(
     """Starting a lab whose start needs the shop, with no lab up, exits 2 and records
     nothing (a port nobody listens on stands for the lab that is down)."""
     monkeypatch.setenv("OBSLAB_LAB_EDGE_PORT", str(free_port()))
+    monkeypatch.setenv("OBSLAB_LAB_PROMETHEUS_PORT", str(free_port()))
     code, said = obslab("start", "4")
     assert code == 2 and "does not answer" in said
+    # Lab 5 needs no shop but the lab's Prometheus and store: it leaves no service behind.
+    code, said = obslab("start", "5")
+    assert code == 2 and "Prometheus" in said
+    assert not list(runtime.glob("labs/05/*.pid"))
     assert Progress(LabSettings()).get(4).status == "not started"
 
 

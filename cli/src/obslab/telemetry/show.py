@@ -101,6 +101,8 @@ def _details(span: dict[str, Any]) -> list[str]:
     attributes = span["attributes"]
     lines = [f"status: {span['status_message']}"] if span["status_message"] else []
     lines += [f"{key}={attributes[key]}" for key in KEY_ATTRIBUTES if key in attributes]
+    if span["kind"] == "internal":  # a span of the service's own code: all it says
+        lines += [f"{k}={v}" for k, v in attributes.items() if k not in KEY_ATTRIBUTES]
     for event in span["events"]:
         message = event["attributes"].get("exception.message", "")
         lines.append(f"• {event['name']}" + (f": {message}" if message else ""))

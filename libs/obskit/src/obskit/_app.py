@@ -61,7 +61,9 @@ def instrument_service(app: FastAPI, settings: ServiceSettings) -> None:
     # Last, so outermost: the headers go on every answer, the refusals above included.
     install_security(app, cors_origins=settings.cors_allow_origins, hsts=settings.hsts)
     app.include_router(health_router)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # A FastAPI route, not Starlette's add_route: its requests (Prometheus' scrapes) are
+    # measured as route "/metrics", not lumped with unknown paths as "unmatched".
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     # FastAPI's own OpenTelemetry support traces the requests: one server span each,
     # named after its route ("POST /orders"), continuing the caller's trace. It costs
     # less than OpenTelemetry's ASGI middleware, which the kit used before: ~0.12 ms

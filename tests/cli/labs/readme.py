@@ -114,18 +114,24 @@ def follow(
                 values[name] = fill(name, transcript)
         for name, value in values.items():
             code = code.replace(f"<{name}>", value)
-        ran = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", localize(code, lab)],
-            env=lab.env,
-            cwd=REPO,  # where a learner runs them: the repository's root
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert ran.returncode == 0, f"{code}\nexit {ran.returncode}\n{ran.stdout}\n{ran.stderr}"
-        transcript += f"$ {code}{ran.stdout}"
+        transcript += f"$ {code}{run(lab, code)}"
     assert not actions, f"no block holds {list(actions)}"
     return transcript
+
+
+def run(lab: Lab, code: str, env: dict[str, str] | None = None) -> str:
+    """Run one block as the learner would, in the repository's root; its output. It
+    must succeed."""
+    ran = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", localize(code, lab)],
+        env={**lab.env, **(env or {})},
+        cwd=REPO,  # where a learner runs them: the repository's root
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, f"{code}\nexit {ran.returncode}\n{ran.stdout}\n{ran.stderr}"
+    return ran.stdout
 
 
 def run_queries(lab: Lab, path: Path) -> int:

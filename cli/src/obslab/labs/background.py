@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from obslab.lab import LabSettings
@@ -18,15 +19,16 @@ from obslab.labs.base import Context, LabError
 from obslab.process import Process, group_alive, healthy, start, stop_group
 
 
-def spawn(context: Context, process: Process) -> None:
+def spawn(context: Context, process: Process, ready: Callable[[], bool] | None = None) -> None:
     """Start ``process`` for this lab, its output in ``<name>.log`` of the lab's folder,
-    and wait until it is ready (:class:`LabError` naming the log if it is not)."""
+    and wait until it is ready: its ``health`` answers, or ``ready()`` holds
+    (:class:`LabError` naming the log if it does not in time)."""
     folder = context.folder()
     log = folder / f"{process.name}.log"
     popen = start(process, log)
     (folder / f"{process.name}.pid").write_text(str(popen.pid))
     deadline = time.monotonic() + process.start_timeout
-    while not healthy(process.health):
+    while not (ready() if ready is not None else healthy(process.health)):
         if popen.poll() is not None or time.monotonic() > deadline:
             raise LabError(f"{process.name} did not start: see {log}")
         time.sleep(0.1)

@@ -27,6 +27,7 @@ from obslab.labs import (
     breakers,
     caching,
     coldstart,
+    gameday,
     instrument,
     loadtest,
     logs,
@@ -52,6 +53,7 @@ EXERCISES: dict[int, Exercise] = {
         slo.Slo(),
         caching.Caching(),
         backlog.Backlog(),
+        gameday.GameDay(),
         coldstart.ColdStart(),
     )
 }

@@ -11,8 +11,10 @@ store or a backend's API themselves.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -135,17 +137,46 @@ class Prometheus:
 
 
 class Alertmanager:
-    """Alertmanager's v2 API: the alerts it holds now."""
+    """Alertmanager's v2 API: the alerts it holds now, and silences (lab 12's
+    acknowledgements: Alertmanager has no "ack", a silence is how on-call takes a page)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.http = httpx.Client(base_url=url, timeout=10)
 
-    def alerts(self) -> list[dict[str, Any]]:
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return list(self.http.get("/api/v2/alerts").json())
+            response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise Unreachable(f"Alertmanager at {self.url} does not answer: {exc}") from exc
+        response.raise_for_status()
+        return response
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/v2/alerts").json())
+
+    def silences(self) -> list[dict[str, Any]]:
+        """Every silence it keeps, expired ones too: matchers, startsAt, createdBy …"""
+        return list(self._call("GET", "/api/v2/silences").json())
+
+    def silence(self, alertname: str, seconds: float, by: str, comment: str) -> str:
+        """Silence one alert (by name) from now for ``seconds``; the silence's id."""
+        now = datetime.now(UTC)
+        body = {
+            "matchers": [
+                {"name": "alertname", "value": alertname, "isRegex": False, "isEqual": True}
+            ],
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(seconds=seconds)).isoformat(),
+            "createdBy": by,
+            "comment": comment,
+        }
+        return str(self._call("POST", "/api/v2/silences", json=body).json()["silenceID"])
+
+    def expire(self, silence_id: str) -> None:
+        """End a silence now (one already expired or gone is left as it is)."""
+        with contextlib.suppress(httpx.HTTPStatusError):
+            self._call("DELETE", f"/api/v2/silence/{silence_id}")
 
 
 @dataclass

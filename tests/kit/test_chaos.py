@@ -418,6 +418,37 @@ async def test_a_database_outage_is_a_503_and_a_slow_database_still_answers(
     assert [log["fault"] for log in logs if log["event"] == "chaos.injected"] == ["slow_dependency"]
 
 
+async def test_a_database_fault_with_a_route_hits_only_that_routes_queries(
+    database_url: str, redis_url: str
+) -> None:
+    """A database outage limited to GET /charges/{order_id} makes that route answer 503
+    while POST /charges, on the same database, still charges."""
+    settings = PaymentsSettings(
+        database_url=database_url,
+        bank_latency_ms=1,
+        admin_token=TOKEN,
+        redis_url=redis_url,
+        chaos_refresh_s=0.1,
+    )
+    async with serve_in_process(create_payments(settings)) as client:
+        injected = await client.post(
+            "/admin/chaos/faults",
+            json={
+                "kind": "dependency_outage",
+                "dependency": "database",
+                "route": "/charges/{order_id}",
+            },
+            headers=ADMIN,
+        )
+        assert injected.status_code == 201, injected.text
+        body = charge_body()
+        charged = await client.post("/charges", json=body)
+        assert charged.status_code == 201, charged.text
+        refused = await client.get(f"/charges/{body['order_id']}")
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "database_unavailable"
+
+
 async def test_a_cache_outage_degrades_the_catalog_to_its_database(
     database_url: str, redis_url: str
 ) -> None:

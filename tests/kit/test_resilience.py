@@ -410,3 +410,38 @@ async def test_a_deadline_header_with_spaces_around_is_read() -> None:
         response = await b.get("/work", headers={DEADLINE_HEADER: " 2 "})
     assert response.status_code == 200
     assert 0 < seen["b"]["left"] <= 2.0
+
+
+async def test_each_retry_waits_a_full_jitter_of_a_doubling_capped_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait before retry n is drawn uniformly from [0, min(max, initial * 2^(n-1))]:
+    the ceilings double, stop at the maximum, and the drawn wait is what is waited and
+    logged. The random draw is recorded (it is the one thing made up here); the waits
+    are real, a few milliseconds."""
+    from obskit._retry import RetryBudget, RetryPolicy, call_with_retries
+
+    obskit.set_retry_testing(False)  # the autouse fixture sets it back
+    draws: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        draws.append((low, high))
+        return high / 2
+
+    monkeypatch.setattr("obskit._retry.random.uniform", uniform)
+
+    async def failing() -> None:
+        raise ConnectionError("down")
+
+    policy = RetryPolicy(attempts=5, wait_initial_s=0.001, wait_max_s=0.004)
+    with capture_logs() as logs, pytest.raises(ConnectionError):
+        await call_with_retries(
+            "peer",
+            failing,
+            policy=policy,
+            budget=RetryBudget(tokens=100, ratio=0.1),
+            retryable=lambda exc: isinstance(exc, ConnectionError),
+        )
+    assert draws == [(0, 0.001), (0, 0.002), (0, 0.004), (0, 0.004)]
+    waits = [log["wait_s"] for log in logs if log["event"] == "retry.scheduled"]
+    assert waits == [round(high / 2, 3) for _, high in draws]

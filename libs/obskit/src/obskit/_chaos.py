@@ -28,8 +28,11 @@ kind                   what happens                                parameters
 =====================  ==========================================  =======================
 
 Every fault expires (``duration_s``: 5 min unless given, 1 h at most), so nothing
-stays broken by accident; the HTTP kinds can be limited to one ``route`` template
-(``/charges``, ``/products/{product_id}``). The admin, health and metrics routes are
+stays broken by accident; the HTTP and dependency kinds can be limited to one ``route``
+template (``/charges``, ``/products/{product_id}``): a dependency fault with a route hits
+only the queries and Redis calls made while serving a path of it, so one endpoint's
+database can be slow while the others' is not (and a worker's calls, outside any
+request, are never hit by it). The admin, health and metrics routes are
 never faulted: the switch to end an experiment and the probes that watch it keep
 working. Chaos is on only where an admin token is configured (``OBSLAB_ADMIN_TOKEN``):
 without one there is no admin API, no poll and no fault.
@@ -54,6 +57,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import structlog
@@ -139,7 +143,7 @@ class FaultCreate(BaseModel):
             raise ValueError(f"a {self.kind} fault needs a dependency: database or redis")
         if self.kind not in DEPENDENCY_KINDS and self.dependency is not None:
             raise ValueError(f"a {self.kind} fault takes no dependency")
-        if self.kind not in HTTP_KINDS and self.route is not None:
+        if self.kind not in HTTP_KINDS | DEPENDENCY_KINDS and self.route is not None:
             raise ValueError(f"a {self.kind} fault is not limited to a route")
         return self
 
@@ -361,6 +365,8 @@ def _describe(fault: Fault) -> dict[str, Any]:
 #: The chaos of each service in this process, by service name: the database and Redis
 #: hooks find theirs here (a test process may run several services).
 _CHAOS: dict[str, Chaos] = {}
+#: The path of the request being served (``None`` outside a request: a worker's call).
+_request_path: ContextVar[str | None] = ContextVar("obskit_chaos_path", default=None)
 
 
 def _burn(seconds: float) -> None:
@@ -380,11 +386,19 @@ class ChaosMiddleware:
         self.chaos = chaos
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or not self.chaos.has(HTTP_KINDS)
-            or scope["path"].startswith(EXEMPT_PREFIXES)
-        ):
+        if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        # For the dependency faults limited to a route: the hooks of _db.py and _redis.py
+        # run deeper in this request's task, where they read it.
+        token = _request_path.set(scope["path"])
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            _request_path.reset(token)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.chaos.has(HTTP_KINDS):
             await self.app(scope, receive, send)
             return
         # A fault's route is a template (/charges/{order_id}); it is matched against the
@@ -424,8 +438,9 @@ def dependency_fault(service: str, dependency: str) -> Fault | None:
     chaos = _CHAOS.get(service)
     if chaos is None or not chaos.has(DEPENDENCY_KINDS):
         return None
-    return chaos.pick("dependency_outage", dependency=dependency) or chaos.pick(
-        "slow_dependency", dependency=dependency
+    path = _request_path.get()
+    return chaos.pick("dependency_outage", path=path, dependency=dependency) or chaos.pick(
+        "slow_dependency", path=path, dependency=dependency
     )
 
 

@@ -145,6 +145,11 @@ def layout(items: list[Json]) -> list[Json]:
     return items
 
 
+#: The shop's services (job ``services``), not a service a workshop lab runs beside
+#: them for a while (lab 5's, job ``workshop``), whose series outlive it.
+SHOP_SERVICES = f'label_values({REQUESTS}_count{{job="services"}}, service)'
+
+
 def query_variable(name: str, definition: str, *, everything: bool, description: str) -> Json:
     """A variable whose values come from Prometheus (``label_values(metric, label)``).
     With ``everything`` it is multi-valued with an "All" sent as ``.+``, not ``.*``:
@@ -445,7 +450,7 @@ def shop_overview() -> Json:
         [
             query_variable(
                 "service",
-                f"label_values({REQUESTS}_count, service)",
+                SHOP_SERVICES,
                 everything=True,
                 description="All is sent as .+ rather than .*: Loki refuses a stream"
                 " selector whose every matcher also matches an empty label.",
@@ -607,7 +612,7 @@ def service_detail() -> Json:
     }
     variable = query_variable(
         "service",
-        f"label_values({REQUESTS}_count, service)",
+        SHOP_SERVICES,
         everything=False,
         description="One service: every panel is about it.",
     )

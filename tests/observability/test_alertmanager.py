@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import yaml
 
@@ -130,4 +131,32 @@ def test_a_service_down_inhibits_its_error_and_latency_alerts(alerting: Alerting
     assert delivered() == {
         ("ServiceDown", "orders", "page"),
         ("HighErrorRatio", "payments", "ticket"),
+    }
+
+
+@pytest.mark.e2e
+def test_alerts_are_grouped_by_service_and_alertname(alerting: Alerting) -> None:
+    """One notification per service and alert name: two RetryStorm alerts of orders
+    (towards two downstreams) make one group, gateway's its own; the groups' labels are
+    exactly the route's group_by."""
+    storm = {"alertname": "RetryStorm", "severity": "ticket"}
+    alerting.fire(
+        {**storm, "service": "orders", "downstream": "payments"},
+        {**storm, "service": "orders", "downstream": "inventory"},
+        {**storm, "service": "gateway", "downstream": "orders"},
+    )
+
+    def groups() -> dict[tuple[str, ...], int]:
+        answer = httpx.get(f"{alerting.alertmanager}/api/v2/alerts/groups", timeout=10)
+        assert answer.status_code == 200, answer.text
+        return {
+            tuple(sorted(group["labels"].items())): len(group["alerts"])
+            for group in answer.json()
+            if group["labels"].get("alertname") == "RetryStorm"
+        }
+
+    wait_for(lambda: sum(groups().values()) == 3, DEADLINE_S, "the three alerts held")
+    assert groups() == {
+        (("alertname", "RetryStorm"), ("service", "gateway")): 1,
+        (("alertname", "RetryStorm"), ("service", "orders")): 2,
     }

@@ -385,11 +385,8 @@ def charge_body() -> dict[str, object]:
     }
 
 
-async def test_a_database_outage_is_a_503_and_a_slow_database_still_answers(
-    database_url: str, redis_url: str
-) -> None:
-    """With its database "down" payments answers 503 database_unavailable; with it slow,
-    the charge is made and the fault logged."""
+def payments(database_url: str, redis_url: str) -> FastAPI:
+    """Payments with chaos on, its faults read every 0.1 s, a bank that answers at once."""
     settings = PaymentsSettings(
         database_url=database_url,
         bank_latency_ms=1,
@@ -397,7 +394,15 @@ async def test_a_database_outage_is_a_503_and_a_slow_database_still_answers(
         redis_url=redis_url,
         chaos_refresh_s=0.1,
     )
-    async with serve_in_process(create_payments(settings)) as client:
+    return create_payments(settings)
+
+
+async def test_a_database_outage_is_a_503_and_a_slow_database_still_answers(
+    database_url: str, redis_url: str
+) -> None:
+    """With its database "down" payments answers 503 database_unavailable; with it slow,
+    the charge is made and the fault logged."""
+    async with serve_in_process(payments(database_url, redis_url)) as client:
         outage = await client.post(
             "/admin/chaos/faults",
             json={"kind": "dependency_outage", "dependency": "database"},
@@ -423,14 +428,7 @@ async def test_a_database_fault_with_a_route_hits_only_that_routes_queries(
 ) -> None:
     """A database outage limited to GET /charges/{order_id} makes that route answer 503
     while POST /charges, on the same database, still charges."""
-    settings = PaymentsSettings(
-        database_url=database_url,
-        bank_latency_ms=1,
-        admin_token=TOKEN,
-        redis_url=redis_url,
-        chaos_refresh_s=0.1,
-    )
-    async with serve_in_process(create_payments(settings)) as client:
+    async with serve_in_process(payments(database_url, redis_url)) as client:
         injected = await client.post(
             "/admin/chaos/faults",
             json={

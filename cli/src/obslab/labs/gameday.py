@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from obslab.chaos import ChaosError
+from obslab.chaos import Admin, ChaosError
 from obslab.experiment import FaultStep, Load, Shopper, load_experiment
 from obslab.lab import REPO, LabSettings
 from obslab.labs import background
@@ -115,8 +115,6 @@ def _clock(seconds: float) -> str:
 
 def play(folder: Path) -> None:
     """Play the plan in ``folder``: every round's load, calm, fault, and its end."""
-    from obslab.chaos import Admin
-
     settings = LabSettings()
     game = _read(folder / "plan.json")
     history: dict[str, Any] = {"rounds": [], "finished_at": None}
@@ -154,7 +152,7 @@ def play(folder: Path) -> None:
     admin.close()
 
 
-def _active(admin: Any, service: str, fault_id: str) -> bool:
+def _active(admin: Admin, service: str, fault_id: str) -> bool:
     try:
         return any(fault["id"] == fault_id for fault in admin.faults(service))
     except ChaosError:
@@ -300,8 +298,6 @@ class GameDay(Exercise):
         return steps
 
     def reset(self, context: Context) -> None:
-        from obslab.chaos import Admin
-
         background.stop(context, "gameday")
         folder = context.folder()
         history = _read(folder / "history.json")
@@ -312,13 +308,15 @@ class GameDay(Exercise):
                 with contextlib.suppress(ChaosError):
                     admin.remove(entry["service"], entry["fault_id"])
             admin.close()
-        started = context.record.started_at
         if context.record.status != "not started":
-            # The game's silence, and the learner's acknowledgements made during the
-            # game: left on, they would hide the next lab's pages.
             alertmanager = context.stack.alertmanager
+            if silence_id := context.record.setup.get("silence"):
+                alertmanager.expire(silence_id)
+            # The learner's acknowledgements made during the game: left on, they would
+            # hide the next lab's pages.
             for silence in alertmanager.silences():
-                if silence["status"]["state"] != "expired" and _starts(silence) >= started - 1:
+                made = _starts(silence) >= context.record.started_at - 1
+                if silence["status"]["state"] != "expired" and made:
                     alertmanager.expire(silence["id"])
         for name in ("plan.json", "history.json"):
             (folder / name).unlink(missing_ok=True)

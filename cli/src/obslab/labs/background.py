@@ -34,6 +34,12 @@ def spawn(context: Context, process: Process, ready: Callable[[], bool] | None =
         time.sleep(0.1)
 
 
+def running(context: Context, name: str) -> bool:
+    """Whether what :func:`spawn` started as ``name`` still runs."""
+    pid = _pid(context.folder() / f"{name}.pid")
+    return pid is not None and group_alive(pid)
+
+
 def stop(context: Context, name: str) -> None:
     """Stop what :func:`spawn` started as ``name``, if it still runs."""
     _stop(context.folder() / f"{name}.pid")
@@ -45,9 +51,14 @@ def stop_all(settings: LabSettings) -> None:
         _stop(pid_file)
 
 
-def _stop(pid_file: Path) -> None:
+def _pid(pid_file: Path) -> int | None:
     with contextlib.suppress(FileNotFoundError, ValueError):
-        pid = int(pid_file.read_text())
-        if group_alive(pid):
-            stop_group(pid, timeout=10)
+        return int(pid_file.read_text())
+    return None
+
+
+def _stop(pid_file: Path) -> None:
+    pid = _pid(pid_file)
+    if pid is not None and group_alive(pid):
+        stop_group(pid, timeout=10)
     pid_file.unlink(missing_ok=True)

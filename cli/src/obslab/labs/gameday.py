@@ -282,7 +282,7 @@ class GameDay(Exercise):
             if detected and mitigated
             else ""
         )
-        alive = over or _scheduler_alive(folder)
+        alive = over or background.running(context, "gameday")
         steps.append(
             Step(
                 f"the game day is over: {planned} rounds played",
@@ -344,14 +344,6 @@ def _fired(context: Context, begun: float, end: float) -> set[str]:
         at=end,
     )
     return {s["metric"]["alertname"] for s in series}
-
-
-def _scheduler_alive(folder: Path) -> bool:
-    from obslab.process import group_alive
-
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        return group_alive(int((folder / "gameday.pid").read_text()))
-    return False
 
 
 if __name__ == "__main__":

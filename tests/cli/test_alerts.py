@@ -95,6 +95,21 @@ def test_an_alert_is_one_row_from_firing_to_resolved(receiver: TestClient, tmp_p
     assert [a["status"] for a in listed(tmp_path, "--firing")] == ["firing"]
 
 
+def test_a_later_start_of_an_alert_ends_its_earlier_row(
+    receiver: TestClient, tmp_path: Path
+) -> None:
+    """Alertmanager holds one alert per fingerprint: a delivery of the same alert with
+    a later start (firing, or resolved) means the earlier firing is over, resolved when
+    the new one started, instead of firing for ever."""
+    receiver.post("/alerts", json=notification())
+    later = notification("resolved", startsAt="2026-11-28T02:00:00Z")
+    receiver.post("/alerts", json=later)
+    assert [(a["status"], a["starts_at"], a["ends_at"]) for a in listed(tmp_path)] == [
+        ("resolved", "2026-11-28T02:00:00.000000+00:00", "2026-11-28T01:05:00.000000+00:00"),
+        ("resolved", "2026-11-28T01:00:00.123456+00:00", "2026-11-28T02:00:00.000000+00:00"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status"),
     [
@@ -167,3 +182,24 @@ def test_alertmanager_delivers_firing_and_resolved_to_obslab_alerts(
 
     alerting.fire(labels, minutes=0)  # as Prometheus does once the condition is gone
     wait_for(lambda: states() == ["resolved"], DEADLINE_S, "the alert resolved")
+
+
+@pytest.mark.e2e
+def test_an_alert_refired_within_group_interval_is_one_firing_then_resolved(
+    alerting: Alerting,
+) -> None:
+    """An alert resolved and fired again before Alertmanager's next flush
+    (group_interval 10 s) is not sent again (the group's firing set did not change);
+    its final resolution comes with the second start. Nothing is left firing."""
+    labels = {"alertname": "ChaosFaultActive", "severity": "info", "service": "catalog"}
+
+    def rows() -> list[dict[str, Any]]:
+        return [r for r in listed(alerting.runtime) if r["labels"] == labels]
+
+    alerting.fire(labels)
+    wait_for(lambda: len(rows()) == 1, DEADLINE_S, "the alert delivered")
+    alerting.fire(labels, minutes=0)
+    alerting.fire(labels)
+    alerting.fire(labels, minutes=0)
+    wait_for(lambda: len(rows()) == 2, DEADLINE_S, "the second start, resolved")
+    assert [r["status"] for r in rows()] == ["resolved", "resolved"]

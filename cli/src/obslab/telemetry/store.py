@@ -57,7 +57,12 @@ CREATE INDEX IF NOT EXISTS logs_by_trace ON logs (trace_id);
 -- What Alertmanager's webhook delivered (`obslab alerts`): one row per alert per
 -- firing. Alertmanager sends the same alert again (repeats, then resolved) with the
 -- same fingerprint and startsAt, which update the row; the same alert firing again
--- later has a new startsAt, so a new row.
+-- later has a new startsAt, so a new row. Alertmanager holds one alert per
+-- fingerprint, and tells a receiver only what changed in a group's set of firing
+-- fingerprints: an alert that resolves and fires again within group_interval
+-- replaces the first without a word, and its resolution, later, has the new
+-- startsAt. So any delivery of a fingerprint ends that fingerprint's earlier rows
+-- still firing (resolved, ends_at = the new startsAt).
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,  -- Alertmanager's hash of the alert's labels
@@ -205,11 +210,20 @@ class Store:
         )
         return len(rows)
 
-    def _insert(self, sql: str, table: str, rows: list[tuple[Any, ...]]) -> None:
+    def _insert(
+        self,
+        sql: str,
+        table: str,
+        rows: list[tuple[Any, ...]],
+        then: tuple[str, list[tuple[Any, ...]]] | None = None,
+    ) -> None:
+        """Insert ``rows`` with ``sql``, then run ``then`` (a statement and its rows)."""
         if not rows:
             return
         with self._lock, self._db:  # one transaction: all of the export or none of it
             self._db.executemany(sql, rows)
+            if then is not None:
+                self._db.executemany(*then)
             # Ids grow with arrival, so the oldest rows are those below newest - max_rows.
             self._db.execute(
                 f"DELETE FROM {table} WHERE id <= (SELECT max(id) FROM {table}) - ?",
@@ -247,6 +261,13 @@ class Store:
             " annotations = excluded.annotations, received_ns = excluded.received_ns",
             "alerts",
             rows,
+            # A delivery ends the earlier firing rows (lower ids) of its fingerprint.
+            then=(
+                "UPDATE alerts SET status = 'resolved', ends_at = ?2"
+                " WHERE fingerprint = ?1 AND status = 'firing'"
+                " AND id < (SELECT id FROM alerts WHERE fingerprint = ?1 AND starts_at = ?2)",
+                [(row[0], row[1]) for row in rows],
+            ),
         )
         return len(rows)
 

@@ -447,6 +447,50 @@ async def test_a_database_fault_with_a_route_hits_only_that_routes_queries(
         assert refused.json()["error"]["code"] == "database_unavailable"
 
 
+async def test_a_slow_database_is_not_waited_for_past_the_callers_budget(
+    database_url: str, redis_url: str
+) -> None:
+    """With every query 2 s slow and a caller that gives 0.3 s, payments answers 504
+    deadline_exceeded after its first query (the injected wait cut at the budget) and
+    makes no charge: the bank is never called for a caller who has given up."""
+    async with serve_in_process(payments(database_url, redis_url)) as client:
+        injected = await client.post(
+            "/admin/chaos/faults",
+            json={"kind": "slow_dependency", "dependency": "database", "ms": 2000},
+            headers=ADMIN,
+        )
+        assert injected.status_code == 201, injected.text
+        body = charge_body()
+        late = await client.post("/charges", json=body, headers={"Request-Timeout": "0.3"})
+        assert late.status_code == 504
+        assert late.json()["error"] | {"message": ""} == {
+            "code": "deadline_exceeded",
+            "message": "",
+            "details": [{"downstream": "database"}],
+        }
+        await client.delete("/admin/chaos/faults", headers=ADMIN)
+        assert (await client.get(f"/charges/{body['order_id']}")).status_code == 404
+
+
+async def test_a_charge_the_bank_made_is_stored_though_the_budget_ran_out(
+    database_url: str,
+) -> None:
+    """The bank answers after the caller's budget is spent: what it did is stored all
+    the same (without_deadline), so a retry finds the charge and no card is charged
+    twice."""
+    slow_bank = PaymentsSettings(
+        database_url=database_url, bank_latency_ms=600, bank_latency_jitter=0
+    )
+    async with serve_in_process(create_payments(slow_bank)) as client:
+        body = charge_body()
+        await client.post("/charges", json=body, headers={"Request-Timeout": "0.2"})
+        stored = await client.get(f"/charges/{body['order_id']}")
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["status"] == "succeeded"
+        again = await client.post("/charges", json=body)
+        assert again.status_code == 200  # the stored charge: the bank is not called again
+
+
 async def test_a_cache_outage_degrades_the_catalog_to_its_database(
     database_url: str, redis_url: str
 ) -> None:

@@ -4,7 +4,14 @@ Each service owns its database (``obslab_orders``, ``obslab_inventory``, …): n
 service reads another's tables, they call its API. :func:`create_engine` creates
 the database if it is missing, sizes the pool from settings, traces every query
 and exports the pool's use as ``obslab_pool_connections{pool="db"}``; a hook before
-each query applies the service's database faults (see ``_chaos.py``). Tables are
+each query applies the service's database faults (see ``_chaos.py``) and the
+request's deadline (``_deadline.py``): once the caller's budget is spent no query
+starts (504 ``deadline_exceeded``), and an injected slowness waits at most what is
+left of it. (A real query already sent runs to its end on the server: PostgreSQL's
+``statement_timeout`` would bound it, at the price of a ``SET`` per transaction,
+which this shop does not pay.) Work that must be recorded whatever the caller does
+(the outcome of an order, a charge the bank made) runs under
+:func:`obskit.without_deadline`. Tables are
 created at startup by :func:`open_database` (``metadata.create_all``), which is
 enough while every schema change is additive; the documented command to do it
 without starting the service is ``python -m <service> migrate``.
@@ -29,7 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import await_only
 
-from obskit import _chaos, _telemetry
+from obskit import _chaos, _deadline, _telemetry
+from obskit._errors import DeadlineExceeded
 from obskit._metrics import POOLS
 from obskit._settings import DatabaseSettings
 
@@ -127,19 +135,33 @@ async def create_engine(settings: DatabaseSettings, service: str) -> AsyncEngine
 
 
 def _watch_faults(engine: AsyncEngine, service: str) -> None:
-    """Apply ``service``'s database faults (outage, slowness) before each query."""
+    """Before each query: refuse it if the request's budget is spent, and apply
+    ``service``'s database faults (outage, slowness)."""
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def _before_query(*_: object) -> None:
+        left = _deadline.remaining()  # the hook runs in the request's context
+        if left is not None and left <= 0:
+            raise _spent()
         fault = _chaos.dependency_fault(service, "database")
         if fault is not None and fault.kind == "dependency_outage":
             unavailable = ConnectionError("database unavailable (injected by chaos)")
             # What a lost connection raises: the error handlers answer 503.
             raise sa_exc.OperationalError("(chaos)", None, unavailable)
         if fault is not None:
+            delay = fault.delay_s()
             # The async engine runs this hook inside its greenlet, where await_only
             # waits without blocking the event loop (time.sleep would block it).
-            await_only(asyncio.sleep(fault.delay_s()))
+            await_only(asyncio.sleep(delay if left is None else min(delay, left)))
+            if left is not None and delay >= left:
+                raise _spent()
+
+
+def _spent() -> DeadlineExceeded:
+    return DeadlineExceeded(
+        "The request's time budget is spent: the database is not queried.",
+        details=[{"downstream": "database"}],
+    )
 
 
 async def dispose_engine(engine: AsyncEngine) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from obskit import ErrorBody, OrderFailed, OrderPlaced, ServiceError
+from obskit import ErrorBody, OrderFailed, OrderPlaced, ServiceError, without_deadline
 from orders.models import OrderCreate, OrderRead
 
 
@@ -172,7 +172,10 @@ class OrderStore:
         order.response_status, order.response_body = status, body
         self.session.add(order)
         self.session.add(outbox_message(event))
-        await self.session.commit()
+        # Stock was reserved, a card perhaps charged: the outcome is recorded even
+        # when our caller has given up, or the order would stay pending for ever.
+        with without_deadline():
+            await self.session.commit()
 
     async def mark_notified(self, order_id: uuid.UUID) -> Order | None:
         """Record that the customer was notified (the first time only); None if unknown."""

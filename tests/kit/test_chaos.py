@@ -87,7 +87,8 @@ def active(service: str, fault: str) -> float | None:
     [
         ({"kind": "latency"}, "needs ms > 0"),
         ({"kind": "slow_dependency", "ms": 100}, "needs a dependency"),
-        ({"kind": "worker_crash", "route": "/charges"}, "not limited to a route"),
+        ({"kind": "worker_crash", "route": "/charges"}, "route is an event type"),
+        ({"kind": "latency", "ms": 5, "route": "order.placed"}, "route is a path template"),
         ({"kind": "error", "dependency": "redis"}, "takes no dependency"),
         ({"kind": "error", "duration_s": 3601}, "less than or equal to 3600"),
         ({"kind": "error", "status": 200}, "greater than or equal to 400"),
@@ -371,6 +372,26 @@ async def test_worker_faults_slow_or_crash_the_consumer(
         "worker_crash",
         "worker_slowdown",
     }
+
+
+async def test_a_worker_fault_with_an_event_type_hits_only_those_messages(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """worker_crash limited to order.failed (the routing key) crashes the worker on
+    those messages only."""
+    crashes: list[str] = []
+    monkeypatch.setattr(_chaos, "crash", lambda: crashes.append("crash"))
+    async with serve_in_process(make_app(redis_url, service="chaos-worker")) as client:
+        injected = await client.post(
+            "/admin/chaos/faults",
+            json={"kind": "worker_crash", "route": "order.failed"},
+            headers=ADMIN,
+        )
+        assert injected.status_code == 201, injected.text
+        await obskit.worker_faults("chaos-worker", "order.placed")
+        assert crashes == []
+        await obskit.worker_faults("chaos-worker", "order.failed")
+        assert crashes == ["crash"]
 
 
 # ----------------------------------------------------------------- dependency faults

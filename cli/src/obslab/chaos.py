@@ -188,7 +188,10 @@ def inject(
         float | None, typer.Option(help="Share of requests hit, 0 to 1 (default 1).")
     ] = None,
     status: Annotated[int | None, typer.Option(help="The status of an error fault.")] = None,
-    route: Annotated[str | None, typer.Option(help="Only this route template.")] = None,
+    route: Annotated[
+        str | None,
+        typer.Option(help="Only this route template (a worker fault: this event type)."),
+    ] = None,
     dependency: Annotated[str | None, typer.Option(help="database or redis.")] = None,
     kb: Annotated[int | None, typer.Option(help="memory_leak: kept per request.")] = None,
     cap_mb: Annotated[int | None, typer.Option(help="memory_leak: the most kept.")] = None,

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 from structlog.typing import EventDict, WrappedLogger
 
 import obskit
@@ -217,6 +218,44 @@ async def test_order_failed_event_is_notified_too(
     assert [n["event_type"] for n in await notifications_of(worker, event.order_id)] == [
         "order.failed"
     ]
+
+
+async def test_a_worker_fault_limited_to_an_event_type_hits_only_its_messages(
+    settings: Settings,
+    orders: FakeOrders,
+    redis_url: str,
+    amqp_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """worker_crash on order.failed (injected through the worker's admin API): an
+    order.placed is handled without a crash, an order.failed crashes the worker (a
+    recorder here: exiting would end the test run)."""
+    crashes: list[str] = []
+    monkeypatch.setattr(obskit._chaos, "crash", lambda: crashes.append("crash"))
+    token = "test-admin-token-0123456789"
+    chaotic = settings.model_copy(
+        update={"admin_token": SecretStr(token), "redis_url": redis_url, "chaos_refresh_s": 0.1}
+    )
+    async with running(create_app(chaotic)) as client:
+        injected = await client.post(
+            "/admin/chaos/faults",
+            json={"kind": "worker_crash", "route": "order.failed", "duration_s": 60},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        assert injected.status_code == 201, injected.text
+        placed = order_placed()
+        await publish_event(amqp_url, placed)
+        await wait_until(lambda: placed.order_id in orders.notified, "order.placed")
+        assert crashes == []
+        failed = obskit.OrderFailed(
+            **placed.model_dump(exclude={"type", "event_id", "order_id"}),
+            event_id=uuid.uuid4(),
+            order_id=uuid.uuid4(),
+            reason="out_of_stock",
+        )
+        await publish_event(amqp_url, failed)
+        await wait_until(lambda: crashes == ["crash"], "the crash on order.failed")
+        await client.delete("/admin/chaos/faults", headers={"authorization": f"Bearer {token}"})
 
 
 async def test_event_without_email_marks_the_order_without_sending(

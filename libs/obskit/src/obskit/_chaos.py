@@ -32,7 +32,9 @@ stays broken by accident; the HTTP and dependency kinds can be limited to one ``
 template (``/charges``, ``/products/{product_id}``): a dependency fault with a route hits
 only the queries and Redis calls made while serving a path of it, so one endpoint's
 database can be slow while the others' is not (and a worker's calls, outside any
-request, are never hit by it). The admin, health and metrics routes are
+request, are never hit by it). A worker fault's ``route`` is an event type, the
+message's routing key (``order.failed``): only those messages are slowed or crash
+the worker. The admin, health and metrics routes are
 never faulted: the switch to end an experiment and the probes that watch it keep
 working. Chaos is on only where an admin token is configured (``OBSLAB_ADMIN_TOKEN``):
 without one there is no admin API, no poll and no fault.
@@ -94,6 +96,7 @@ FaultKind = Literal[
 KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 HTTP_KINDS = frozenset({"latency", "error", "abort", "cpu", "memory_leak"})
 DEPENDENCY_KINDS = frozenset({"slow_dependency", "dependency_outage"})
+WORKER_KINDS = frozenset({"worker_slowdown", "worker_crash"})
 #: Kinds that pause for ``ms`` (plus up to ``jitter_ms``), so need an ``ms``.
 TIMED_KINDS = frozenset({"latency", "cpu", "slow_dependency", "worker_slowdown"})
 
@@ -118,8 +121,11 @@ class FaultCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: FaultKind
-    #: Only requests to this route template (HTTP kinds only); every route when unset.
-    route: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_\-./{}]*$", max_length=200)
+    #: Only requests to this route template (HTTP and dependency kinds), or messages of
+    #: this event type (worker kinds: ``order.placed``); everything when unset.
+    route: str | None = Field(
+        default=None, pattern=r"^(/[A-Za-z0-9_\-./{}]*|[a-z][a-z0-9_.]*)$", max_length=200
+    )
     #: The share of requests, queries or messages the fault hits.
     probability: float = Field(default=1.0, gt=0, le=1)
     ms: int = Field(default=0, ge=0, le=60_000)
@@ -143,8 +149,12 @@ class FaultCreate(BaseModel):
             raise ValueError(f"a {self.kind} fault needs a dependency: database or redis")
         if self.kind not in DEPENDENCY_KINDS and self.dependency is not None:
             raise ValueError(f"a {self.kind} fault takes no dependency")
-        if self.kind not in HTTP_KINDS | DEPENDENCY_KINDS and self.route is not None:
-            raise ValueError(f"a {self.kind} fault is not limited to a route")
+        if self.route is None:
+            return self
+        if self.kind in HTTP_KINDS | DEPENDENCY_KINDS and not self.route.startswith("/"):
+            raise ValueError(f"a {self.kind} fault's route is a path template: /charges")
+        if self.kind in WORKER_KINDS and self.route.startswith("/"):
+            raise ValueError(f"a {self.kind} fault's route is an event type: order.placed")
         return self
 
 
@@ -314,7 +324,8 @@ class Chaos:
     def pick(
         self, kind: str, *, path: str | None = None, dependency: str | None = None
     ) -> Fault | None:
-        """The first active fault of ``kind`` for this path or dependency that hits now."""
+        """The first active fault of ``kind`` for this path (a worker's: the message's
+        event type) or dependency that hits now."""
         now = time.time()
         for fault in self.faults:
             if (
@@ -353,7 +364,10 @@ def _route_regex(route: str) -> re.Pattern[str]:
 
 
 def _matches(route: str, path: str) -> bool:
-    """Whether ``path`` is one of the paths of the route template ``route``."""
+    """Whether ``path`` is one of the paths of the route template ``route`` (or, for a
+    worker fault, the message's event type is ``route``)."""
+    if not route.startswith("/"):
+        return path == route
     return _route_regex(route).match(path) is not None
 
 
@@ -454,15 +468,16 @@ def _exit_process() -> None:
 crash: Callable[[], None] = _exit_process
 
 
-async def worker_faults(service: str) -> None:
-    """Apply ``service``'s worker faults before a message is handled (the consumer calls it)."""
+async def worker_faults(service: str, event_type: str | None = None) -> None:
+    """Apply ``service``'s worker faults before a message of ``event_type`` (its
+    routing key) is handled; the consumer calls it."""
     chaos = _CHAOS.get(service)
     if chaos is None:
         return
-    if chaos.pick("worker_crash"):
+    if chaos.pick("worker_crash", path=event_type):
         log.error("chaos.crash", service=service)
         crash()
-    if fault := chaos.pick("worker_slowdown"):
+    if fault := chaos.pick("worker_slowdown", path=event_type):
         await asyncio.sleep(fault.delay_s())
 
 

@@ -211,7 +211,7 @@ class EventConsumer:
         """Handle one message to its ack or reject; its event type and outcome."""
         # A slow or crashing worker, when the lab injects one (obslab chaos): the
         # messages wait in the queue, unacked ones come back after a crash.
-        await obskit.worker_faults(self.settings.service_name)
+        await obskit.worker_faults(self.settings.service_name, message.routing_key)
         try:
             event = EVENT.validate_json(message.body)
         except ValidationError as exc:

@@ -172,8 +172,9 @@ class OrderStore:
         order.response_status, order.response_body = status, body
         self.session.add(order)
         self.session.add(outbox_message(event))
-        # Stock was reserved, a card perhaps charged: the outcome is recorded even
-        # when our caller has given up, or the order would stay pending for ever.
+        # Whatever was done downstream (stock reserved, a card charged, or undone), the
+        # outcome is recorded even when our caller has given up: else the order would
+        # stay pending for ever, and a retry with its key be told "in progress".
         with without_deadline():
             await self.session.commit()
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from obslab.cpu import CpuSampler
+from obslab.cpu import CpuSampler, cpu_seconds
 from tests.support.backends import wait_for
 
 #: A parent that spawns a busy child and waits: the CPU is all in the child.
@@ -35,3 +35,33 @@ def test_a_component_is_charged_for_the_cpu_of_its_children(sessions: dict[str, 
     assert peaks["busy"] > peaks["idle"]
     assert peaks["busy"] > peaks["parent"]
     assert all(sample["machine_pct"] > 0 for sample in cpu.samples)
+
+
+def test_a_sampler_stopped_between_samples_keeps_the_tail(sessions: dict[str, int]) -> None:
+    """Stopped well before its first interval ends, the sampler still has one sample of
+    the time it ran: a run k6 stops seconds into a window keeps that window's CPU."""
+
+    def burnt() -> float:
+        return cpu_seconds()[0].get(sessions["busy"], 0.0)
+
+    with CpuSampler(sessions, interval=60) as cpu:
+        before = burnt()
+        wait_for(lambda: burnt() > before + 0.2, timeout=30, what="the busy child's CPU")
+    (sample,) = cpu.samples
+    assert sample["cpu_pct"]["busy"] > 0
+
+
+#: Busy for half a second, then gone: k6 at the end of a run.
+BUSY_THEN_GONE = "import time\nend = time.time() + 0.5\nwhile time.time() < end: pass"
+
+
+def test_a_process_gone_since_the_last_sample_reads_zero(sessions: dict[str, int]) -> None:
+    """A process that burnt CPU, then exited before the next sample, reads 0 there,
+    not minus what it had burnt."""
+    gone = subprocess.Popen([sys.executable, "-c", BUSY_THEN_GONE], start_new_session=True)
+    with CpuSampler(sessions, {"gone": gone.pid}, interval=0.1) as cpu:
+        wait_for(lambda: any(s["cpu_pct"]["gone"] > 0 for s in cpu.samples), 30, "its CPU")
+        gone.wait()
+        count = len(cpu.samples)
+        wait_for(lambda: len(cpu.samples) > count, timeout=30, what="a sample after it")
+    assert min(s["cpu_pct"]["gone"] for s in cpu.samples) == 0

@@ -56,6 +56,22 @@ def test_a_run_k6_stopped_crosses_in_its_last_window() -> None:
     assert knee.crossing([], "p99_ms", 500, stopped=True) is None
 
 
+def test_a_stopped_runs_last_window_cut_short_does_not_undo_the_crossing() -> None:
+    """k6 stopped the run 3 s into its last window, whose p99 counts only the requests
+    that finished before the abort: the window over the limit before it is the crossing.
+    A whole last window under the limit, or a run k6 did not stop, still undoes it."""
+    rows = [
+        {"t": 0, "seconds": 10, "p99_ms": 255},
+        {"t": 10, "seconds": 10, "p99_ms": 428},
+        {"t": 20, "seconds": 10, "p99_ms": 608},
+        {"t": 30, "seconds": 3, "p99_ms": 312},
+    ]
+    assert knee.crossing(rows, "p99_ms", 500, stopped=True) == rows[2]
+    assert knee.crossing(rows, "p99_ms", 500) is None
+    whole = [*rows[:3], {"t": 30, "seconds": 10, "p99_ms": 312}]
+    assert knee.crossing(whole, "p99_ms", 500, stopped=True) is None
+
+
 def test_the_last_window_rate_counts_the_seconds_it_lasted(tmp_path: Path) -> None:
     """A run stopped 4 s into its second window: that window's rate is over 4 s, not 10."""
     start = 1_800_000_000

@@ -86,16 +86,25 @@ class CpuSampler:
     def _run(self) -> None:
         started = last_time = time.monotonic()
         last, last_machine = self._cpu(), machine_busy_seconds()
-        while not self._stop.wait(self.interval):
+        while True:
+            # Stopped, it takes one last sample of the time since the one before: a
+            # run k6 stopped seconds into an interval still has that tail's CPU.
+            stopping = self._stop.wait(self.interval)
             now, cpu, machine = time.monotonic(), self._cpu(), machine_busy_seconds()
             elapsed = now - last_time
-            self.samples.append(
-                {
-                    "t": round(now - started, 1),
-                    "cpu_pct": {n: round(100 * (cpu[n] - last[n]) / elapsed, 1) for n in cpu},
-                    "machine_pct": round(100 * (machine - last_machine) / elapsed, 1),
-                }
-            )
+            if elapsed >= 0.1:
+                self.samples.append(
+                    {
+                        "t": round(now - started, 1),
+                        # A process gone since the last sample (k6, at the end) reads 0.
+                        "cpu_pct": {
+                            n: round(max(0.0, 100 * (cpu[n] - last[n]) / elapsed), 1) for n in cpu
+                        },
+                        "machine_pct": round(100 * (machine - last_machine) / elapsed, 1),
+                    }
+                )
+            if stopping:
+                return
             last, last_time, last_machine = cpu, now, machine
 
     def busiest(self, top: int = 8) -> list[tuple[str, float, float]]:

@@ -48,6 +48,7 @@ def windows(samples: Path, step: str, seconds: int = 10) -> list[dict[str, Any]]
     return [
         {
             "t": window * seconds,
+            "seconds": span(window),
             "rate": iterations.get(window, 0) / span(window),
             "requests": len(durations.get(window, [])),
             **{
@@ -88,9 +89,17 @@ def crossing(
     the next one (one slow window on a shared machine is noise, two are a trend), or None.
 
     ``stopped``: the run ended because of its latency (k6 aborted it on a threshold),
-    usually within seconds of the first bad window, so a last window above the limit
-    counts on its own: the run gave it no next one.
+    usually within seconds of the first bad window, so the run's end confirms a window
+    above the limit: there is no next window, or only a last one the abort cut short
+    (its ``seconds`` fewer than a whole window's), whose p99 counts only the requests
+    that finished before the abort, the slow ones in flight being cut with it.
     """
     above = [w[key] is not None and w[key] > limit_ms for w in rows]
-    above.append(stopped and bool(above) and above[-1])  # the window after the last
-    return next((rows[i] for i in range(len(rows)) if above[i] and above[i + 1]), None)
+
+    def confirmed(i: int) -> bool:
+        if i + 1 == len(rows):
+            return stopped
+        cut_short = i + 2 == len(rows) and rows[-1].get("seconds", 0) < rows[i].get("seconds", 0)
+        return above[i + 1] or (stopped and cut_short)
+
+    return next((rows[i] for i in range(len(rows)) if above[i] and confirmed(i)), None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,11 +22,40 @@ from pathlib import Path
 
 import httpx
 
+#: The ports :func:`free_port` has handed out in this process: never twice.
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now on 127.0.0.1 for a server the caller is about to start (tests,
+    the benchmark), below the kernel's ephemeral range and not handed out before here.
+
+    Port 0 would be simpler, but the kernel takes it from the ephemeral range, where
+    any outgoing connection may take the same port as its source before our server
+    binds it: RabbitMQ then fails to start (``dist_port_already_used``).
+    """
+    low = _ephemeral_low()
+    for _ in range(1000):
+        port = random.randrange(10_000, low) if low > 11_000 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,5 +1,5 @@
 # The commands a newcomer needs. `make test` installs everything it uses itself.
-.PHONY: setup test lint format up down bench validate load chaos-proof
+.PHONY: setup test lint format generate up down bench validate load chaos-proof
 
 export UV_PYTHON_DOWNLOADS := never
 # Compile the dependencies once: this machine sets PYTHONDONTWRITEBYTECODE, and every
@@ -21,6 +21,17 @@ lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	@# A lab's check.py is a module of its own (labs/NN-name/ is no package): one run each.
+	@for check in labs/*/check.py; do $(UV) run mypy --strict --no-error-summary $$check || exit 1; done
+	@$(MAKE) --no-print-directory generate ARGS=--check
+
+# Every generated file from its source: the rules and dashboards from slo.yaml and
+# alerts.yaml, docs/alerts.md from the rules and the experiments. `make generate
+# ARGS=--check` (run by `make lint`) fails when a committed file is stale.
+generate: setup
+	$(UV) run python observability/prometheus/generate.py $(ARGS)
+	$(UV) run python observability/grafana/generate.py $(ARGS)
+	$(UV) run python -m obslab.chaos.proofs $(ARGS)
 
 format: setup
 	$(UV) run ruff check --fix .

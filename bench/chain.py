@@ -1,6 +1,6 @@
 """The checkout chain as processes, and what each process costs, read from ``/proc``.
 
-The services start the way the native lab starts them (:mod:`obslab.servers`),
+The services start the way the native lab starts them (:mod:`obslab.native.servers`),
 one after the other in dependency order, each on a free port with PostgreSQL
 databases of this run's own, which are dropped when the chain stops.
 """
@@ -18,9 +18,9 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from obslab import servers
-from obslab.lab import CALLS
-from obslab.process import free_port, start, stop_groups
+from obslab.native import servers
+from obslab.native.process import free_port, start, stop_groups
+from obslab.topology import CALLS
 
 #: Each service starts after the ones it calls (notifications reads orders).
 ORDER = ["catalog", "inventory", "payments", "orders", "notifications", "gateway"]
@@ -72,7 +72,7 @@ class Chain:
         env = {"OBSLAB_ENVIRONMENT": "dev", **self.env}
         if service != "gateway":  # stateless: it has no database
             env["OBSLAB_DATABASE_URL"] = f"{self.postgres_url}/{self.database(service)}"
-        for callee in CALLS.get(service, []):
+        for callee in CALLS.get(service, ()):
             env[f"OBSLAB_{callee.upper()}_URL"] = self.urls[callee]
         return env
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from obslab.lab import LabSettings
-from obslab.process import free_port
+from obslab.native.lab import LabSettings
+from obslab.native.process import free_port
 
 OBSLAB = Path(sysconfig.get_path("scripts")) / "obslab"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 from bench.chain import cpu_seconds, rss_mib
-from obslab import servers
-from obslab.process import free_port, start_and_wait, stop_group
+from obslab.native import servers
+from obslab.native.process import free_port, start_and_wait, stop_group
 
 
 class StoringReceiver:

@@ -3,25 +3,14 @@ from the answer's ``X-Trace-Id`` to the trace, and gave that id as the answer.""
 
 from __future__ import annotations
 
-import re
+from obslab.labkit.base import Context, Exercise, Step, read_trace_id
 
-from obslab.labs.base import Context, Exercise, LabError, Step
-
-TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 #: A checkout crosses these services (notifications after the broker hop).
 CHECKOUT = {"gateway", "orders", "inventory", "payments"}
 
 
-def read_trace_id(words: list[str]) -> str:
-    if len(words) != 1 or not TRACE_ID.match(words[0].lower()):
-        raise LabError("Give one trace id: 32 hex digits, as in the X-Trace-Id header.")
-    return words[0].lower()
-
-
 class Tour(Exercise):
-    number = 1
     title = "Tour: an order, its trace, its metrics"
-    folder = "01-tour"
     minutes = 20
     answer_usage = "TRACE_ID"
 
@@ -76,3 +65,6 @@ class Tour(Exercise):
             )
         )
         return steps
+
+
+LAB = Tour()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 
-from obslab.labs import faults
-from obslab.labs.base import Context, Exercise, LabError, Step
-from obslab.labs.shop import Shop
+from obslab.labkit import faults
+from obslab.labkit.base import Context, Exercise, LabError, Step
+from obslab.shop import Shop
 
 #: (service, cause): where the slowdown may hide. All are on a checkout's path, so
 #: every order's trace carries it; the gateway is never the one (it is where a
@@ -38,9 +38,7 @@ ORDERS = 3
 
 
 class Traces(Exercise):
-    number = 2
     title = "Traces: find the slow service"
-    folder = "02-traces"
     minutes = 30
     answer_usage = "SERVICE database|code"
 
@@ -97,3 +95,6 @@ class Traces(Exercise):
     def reset(self, context: Context) -> None:
         if context.record.setup.get("fault"):
             faults.remove(context, context.record.setup["service"])
+
+
+LAB = Traces()

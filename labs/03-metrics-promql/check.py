@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from obslab.labs import rules
-from obslab.labs.base import Context, Exercise, Step
-from obslab.labs.shop import Shop
-from obslab.labs.tour import read_trace_id
+from obslab.labkit import rules
+from obslab.labkit.base import Context, Exercise, Step, read_trace_id
+from obslab.shop import Shop
 
 #: The rules the learner writes, and what each must compute. The expected expressions
 #: are the check's, never printed.
@@ -60,9 +59,7 @@ def rules_file(context: Context) -> Path:
 
 
 class Promql(Exercise):
-    number = 3
     title = "Metrics and PromQL: a recording rule"
-    folder = "03-metrics-promql"
     minutes = 40
     answer_usage = "TRACE_ID"
 
@@ -132,3 +129,6 @@ class Promql(Exercise):
 
     def reset(self, context: Context) -> None:
         rules_file(context).unlink(missing_ok=True)
+
+
+LAB = Promql()

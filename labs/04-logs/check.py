@@ -9,18 +9,15 @@ from __future__ import annotations
 import random
 import re
 
-from obslab.labs.base import Context, Exercise, LabError, Step
-from obslab.labs.shop import DECLINED_CARD, GOOD_CARD, Shop
-from obslab.labs.tour import read_trace_id
+from obslab.labkit.base import Context, Exercise, LabError, Step, read_trace_id
+from obslab.shop import DECLINED_CARD, GOOD_CARD, Shop
 
 ORDERS = 5
 ORDER_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Logs(Exercise):
-    number = 4
     title = "Logs: a failed payment"
-    folder = "04-logs"
     minutes = 25
     answer_usage = "TRACE_ID ORDER_ID"
 
@@ -76,3 +73,6 @@ class Logs(Exercise):
                 " several services name the order they worked on.",
             ),
         ]
+
+
+LAB = Logs()

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import httpx
 
-from obslab.lab import REPO
-from obslab.labs import background
-from obslab.labs.base import Context, Exercise, Step
-from obslab.process import Process
+from obslab.labkit import background
+from obslab.labkit.base import Context, Exercise, Step
+from obslab.native.process import Process
 
-SCAFFOLD = REPO / "labs" / "05-instrument-it-yourself" / "reviews.py"
+SCAFFOLD = Path(__file__).with_name("reviews.py")
 ROUTE = "/reviews/{product_id}"
 SPAN = "reviews.summarise"
 ATTRIBUTE = "reviews.count"
@@ -54,9 +54,7 @@ def _targets(context: Context, groups: list[dict[str, object]]) -> None:
 
 
 class Instrument(Exercise):
-    number = 5
     title = "Instrument it yourself: a span, an attribute, a counter"
-    folder = "05-instrument-it-yourself"
     minutes = 35
 
     def start(self, context: Context) -> list[str]:
@@ -138,3 +136,6 @@ class Instrument(Exercise):
         _targets(context, [])
         for name in ("reviews.py", "reviews.log"):
             (context.folder() / name).unlink(missing_ok=True)
+
+
+LAB = Instrument()

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import yaml
 
-from obslab.chaos import Admin, ChaosError
-from obslab.labs import rules
-from obslab.labs.base import Context, Exercise, Step
+from obslab.chaos.faults import Admin, ChaosError
+from obslab.labkit import rules
+from obslab.labkit.base import Context, Exercise, Step
 
 ALERT = "Lab6CardDeclinesSurge"
 #: Where the learner's rule goes in the lab's Prometheus (its rule_files: rules/*.yml).
@@ -271,9 +271,7 @@ def _epoch(timestamp: str) -> float:
 
 
 class Alerting(Exercise):
-    number = 6
     title = "Alerts and runbooks: a new symptom, tested and delivered"
-    folder = "06-alerts-runbooks"
     minutes = 40
 
     def start(self, context: Context) -> list[str]:
@@ -356,3 +354,6 @@ def _is_loaded(context: Context) -> bool:
     return any(
         rule.get("name") == ALERT for group in groups["data"]["groups"] for rule in group["rules"]
     )
+
+
+LAB = Alerting()

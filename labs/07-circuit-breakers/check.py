@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 
-from obslab.labs import faults
-from obslab.labs.base import Context, Exercise, LabError, Step
-from obslab.labs.shop import Shop
-from obslab.labs.sources import Prometheus
+from obslab.labkit import faults
+from obslab.labkit.base import Context, Exercise, LabError, Step
+from obslab.prometheus import Prometheus
+from obslab.shop import Shop
 
 FAULT = {"kind": "latency", "ms": 1500, "route": "/products", "duration_s": 900}
 BREAKER = 'service="gateway", downstream="catalog"'
@@ -28,9 +28,7 @@ def _open_breakers(prometheus: Prometheus) -> float:
 
 
 class Breakers(Exercise):
-    number = 7
     title = "Circuit breakers: open, degrade, close"
-    folder = "07-circuit-breakers"
     minutes = 30
 
     def start(self, context: Context) -> list[str]:
@@ -102,3 +100,6 @@ class Breakers(Exercise):
                 time.sleep(0.5)
         finally:
             shop.close()
+
+
+LAB = Breakers()

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from obslab import knee
-from obslab.labs import faults
-from obslab.labs.base import Context, Exercise, LabError, Step
-from obslab.load import read_slo
+from obslab.labkit import faults
+from obslab.labkit.base import Context, Exercise, LabError, Step
+from obslab.load import knee
+from obslab.load.k6 import read_slo
 
 FAULT = {"kind": "cpu", "ms": 100, "route": "/charges", "duration_s": 1800}
 #: How far the rate answered may be from the run's: read off a table of 10 s windows.
@@ -37,9 +37,7 @@ def _windows(context: Context) -> list[dict[str, Any]] | None:
 
 
 class Knee(Exercise):
-    number = 8
     title = "Load testing with k6: find the knee"
-    folder = "08-load-knee"
     minutes = 30
     answer_usage = "ORDERS_PER_S COMPONENT"
 
@@ -96,3 +94,6 @@ class Knee(Exercise):
 
     def reset(self, context: Context) -> None:
         faults.remove(context, "payments")
+
+
+LAB = Knee()

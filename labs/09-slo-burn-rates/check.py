@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from obslab.labs import rules
-from obslab.labs.base import Context, Exercise, Step
-from obslab.labs.shop import Shop
+from obslab.labkit import rules
+from obslab.labkit.base import Context, Exercise, Step
+from obslab.shop import Shop
 
 OBJECTIVE = 0.995  # observability/slo.yaml: availability
 FAST_BURN = 14.4  # 2% of a 30-day budget in one hour
@@ -138,9 +138,7 @@ def unit_test(context: Context, rules_path: Path, number: int) -> Step:
 
 
 class Slo(Exercise):
-    number = 9
     title = "SLOs and burn rates: two windows"
-    folder = "09-slo-burn-rates"
     minutes = 35
 
     def start(self, context: Context) -> list[str]:
@@ -173,3 +171,6 @@ class Slo(Exercise):
     def reset(self, context: Context) -> None:
         for path in context.folder().glob("*.yml"):
             path.unlink()
+
+
+LAB = Slo()

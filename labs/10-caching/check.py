@@ -6,8 +6,8 @@ it from Prometheus since the lab started. Nothing fails for the user: no 5xx."""
 
 from __future__ import annotations
 
-from obslab.labs import faults
-from obslab.labs.base import Context, Exercise, Step
+from obslab.labkit import faults
+from obslab.labkit.base import Context, Exercise, Step
 
 FAULT = {"kind": "dependency_outage", "dependency": "redis", "duration_s": 900}
 CACHE = 'obslab_cache_requests_total{service="catalog"'
@@ -16,9 +16,7 @@ RECENT = "20s"
 
 
 class Caching(Exercise):
-    number = 10
     title = "Caching: a cache outage, degraded gracefully"
-    folder = "10-caching"
     minutes = 25
 
     def start(self, context: Context) -> list[str]:
@@ -63,3 +61,6 @@ class Caching(Exercise):
 
     def reset(self, context: Context) -> None:
         faults.remove(context, "catalog")
+
+
+LAB = Caching()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from obslab.labs import faults
-from obslab.labs.base import Context, Exercise, Step
+from obslab.labkit import faults
+from obslab.labkit.base import Context, Exercise, Step
 
 FAULT = {"kind": "worker_slowdown", "ms": 8000, "duration_s": 900}
 QUEUE = 'queue="notifications.order-events"'
@@ -19,9 +19,7 @@ BACKLOG = 15
 
 
 class Backlog(Exercise):
-    number = 11
     title = "Async work: a backlog, drained"
-    folder = "11-async-backlog"
     minutes = 30
 
     def start(self, context: Context) -> list[str]:
@@ -66,3 +64,6 @@ class Backlog(Exercise):
 
     def reset(self, context: Context) -> None:
         faults.remove(context, "notifications")
+
+
+LAB = Backlog()

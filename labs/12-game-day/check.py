@@ -1,7 +1,7 @@
 """Lab 12, game day: ``start`` plans a few rounds, each one of the chaos experiments of
 ``chaos/experiments/`` that injects a single fault (a failing or slow payments, a cache
 outage, a slow worker …), picked at random, and leaves a scheduler running
-(``python -m obslab.labs.gameday``): for each round it places the experiment's orders,
+(this file run as a script): for each round it places the experiment's orders,
 waits a calm while, injects the fault and watches it until it is gone, cleared by the
 learner or expired. The learner is on call: a page arrives (``obslab alerts``), they
 acknowledge it with a silence, follow its runbook to the faulty service and roll the
@@ -33,14 +33,14 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from obslab.chaos import Admin, ChaosError
-from obslab.experiment import FaultStep, Load, Shopper, load_experiment
-from obslab.lab import REPO, LabSettings
-from obslab.labs import background
-from obslab.labs.base import Context, Exercise, LabError, Step
-from obslab.process import Process
+from obslab.chaos.experiment import FaultStep, Load, Shopper, load_experiment
+from obslab.chaos.faults import Admin, ChaosError
+from obslab.labkit import background
+from obslab.labkit.base import Context, Exercise, LabError, Step
+from obslab.native.lab import LabSettings
+from obslab.native.process import Process
+from obslab.repo import EXPERIMENTS, ROOT
 
-EXPERIMENTS = REPO / "chaos" / "experiments"
 #: Who the game's own silence is by: any other silence is the learner's.
 GAME = "obslab lab 12"
 #: An acknowledgement that comes this long after the fault ended still counts.
@@ -163,9 +163,7 @@ def _active(admin: Admin, service: str, fault_id: str) -> bool:
 
 
 class GameDay(Exercise):
-    number = 12
     title = "Game day: random faults, detected and mitigated"
-    folder = "12-game-day"
     minutes = 40
 
     def start(self, context: Context) -> list[str]:
@@ -189,8 +187,11 @@ class GameDay(Exercise):
             context,
             Process(
                 name="gameday",
-                argv=[sys.executable, "-m", "obslab.labs.gameday", str(folder)],
-                env={"OBSLAB_LAB_RUNTIME_DIR": str(context.settings.path())},
+                argv=[sys.executable, __file__, str(folder)],
+                env={
+                    "OBSLAB_LAB_RUNTIME_DIR": str(context.settings.path()),
+                    "OBSLAB_REPO": str(ROOT),
+                },
                 health="",
                 start_timeout=30,
             ),
@@ -344,6 +345,9 @@ def _fired(context: Context, begun: float, end: float) -> set[str]:
         at=end,
     )
     return {s["metric"]["alertname"] for s in series}
+
+
+LAB = GameDay()
 
 
 if __name__ == "__main__":

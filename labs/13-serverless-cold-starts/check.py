@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from obslab.labs.base import Context, Exercise, LabError, Step
+from obslab.labkit.base import Context, Exercise, LabError, Step
 
 #: The function's name (obskit._function: obslab-<service>), its invocations' root span.
 FUNCTION = "obslab-catalog"
@@ -40,9 +40,7 @@ def _invocations(context: Context) -> dict[str, bool]:
 
 
 class ColdStart(Exercise):
-    number = 13
     title = "Serverless: cold and warm starts"
-    folder = "13-serverless-cold-starts"
     minutes = 25
     answer_usage = "TRACE_ID INIT_MS"
 
@@ -100,3 +98,6 @@ class ColdStart(Exercise):
                 f" own, {INIT}, listed by obslab traces with its duration.",
             ),
         ]
+
+
+LAB = ColdStart()

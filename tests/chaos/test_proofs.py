@@ -3,34 +3,19 @@ generated from the rules and the experiments, fresh, and leaving no page unprove
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from obslab.chaos import proofs
 
 REPO = Path(__file__).parents[2]
 
 
-def _script() -> ModuleType:
-    """chaos/proofs.py, a script rather than a package module."""
-    name = "obslab_chaos_proofs"
-    spec = importlib.util.spec_from_file_location(name, REPO / "chaos" / "proofs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-proofs = _script()
-
-
 def test_the_committed_table_is_the_generated_one() -> None:
-    """docs/alerts.md is what chaos/proofs.py writes from today's rules and experiments."""
+    """docs/alerts.md is what obslab.chaos.proofs writes from today's rules and experiments."""
     assert (REPO / "docs" / "alerts.md").read_text() == proofs.render(), (
-        "stale, run `uv run python chaos/proofs.py`"
+        "stale, run `uv run python -m obslab.chaos.proofs`"
     )
 
 

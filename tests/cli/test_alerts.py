@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from obslab import cli
 from obslab.cli import app
-from obslab.lab import COMPOSE_WEBHOOK, LabSettings, plan
+from obslab.native.lab import COMPOSE_WEBHOOK, LabSettings, plan
 from obslab.telemetry.receiver import ReceiverSettings, create_app
 from tests.support.alerting import Alerting, running_alerting
 from tests.support.backends import wait_for

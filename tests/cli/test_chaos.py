@@ -15,16 +15,16 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from obskit._chaos import KINDS
-from obslab import chaos
-from obslab.cli import app
-from obslab.experiment import (
+from obslab.chaos import faults
+from obslab.chaos.experiment import (
     Experiment,
     ExperimentError,
-    Prometheus,
     load_experiment,
     run_experiment,
 )
-from obslab.lab import LabSettings, admin_token, plan
+from obslab.cli import app
+from obslab.native.lab import LabSettings, admin_token, plan
+from obslab.prometheus import Prometheus
 
 EXPERIMENTS_DIR = Path(__file__).parents[2] / "chaos" / "experiments"
 EXPERIMENTS = sorted(EXPERIMENTS_DIR.glob("*.yaml"))
@@ -33,7 +33,7 @@ runner = CliRunner()
 
 def test_the_cli_knows_the_kinds_the_services_apply() -> None:
     """The CLI's list of fault kinds is the kit's (the CLI does not import the kit)."""
-    assert chaos.KINDS == KINDS
+    assert faults.KINDS == KINDS
 
 
 @pytest.mark.parametrize(

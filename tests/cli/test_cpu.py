@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from obslab.cpu import CpuSampler, cpu_seconds
+from obslab.load.cpu import CpuSampler, cpu_seconds
 from tests.support.backends import wait_for
 
 #: A parent that spawns a busy child and waits: the CPU is all in the child.

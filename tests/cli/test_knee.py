@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from obslab import knee
+from obslab.load import knee
 
 COLUMNS = ["metric_name", "timestamp", "metric_value", "extra_tags"]
 

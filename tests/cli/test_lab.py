@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from obslab.process import group_alive, port_open
+from obslab.native.process import group_alive, port_open
 from tests.support.auth import auth_headers
 from tests.support.backends import wait_for
 from tests.support.lab import Lab, place_order, running_lab

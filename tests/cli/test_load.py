@@ -13,7 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from obslab.cli import app
-from obslab.load import K6, SCENARIOS, SLO_FILE, read_slo, scenarios
+from obslab.load.k6 import K6, read_slo, scenarios
+from obslab.repo import SCENARIOS, SLO_FILE
 from tests.support.backends import free_port, wait_for
 from tests.support.lab import OBSLAB, Lab
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from obslab import servers
+from obslab.native import servers
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from rich.console import Console
 from typer.testing import CliRunner
 
-from obslab import cli, servers
+from obslab import cli
 from obslab.cli import app
-from obslab.process import start_and_wait, stop_group
+from obslab.native import servers
+from obslab.native.process import start_and_wait, stop_group
 from obslab.telemetry.store import Store
 from tests.support.backends import free_port
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from obslab.experiment import load_experiment
+from obslab.chaos.experiment import load_experiment
 from tests.support.backends import wait_for
 from tests.support.lab import Lab, place_order
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from obslab.lab import LabSettings, plan
+from obslab.native.lab import LabSettings, plan
 from tests.observability import checks
 from tests.observability.checks import COMPOSE_FILE, OBSERVABILITY
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from obslab.lab import OBSERVABILITY, LabSettings, plan
+from obslab.native.lab import LabSettings, plan
+from obslab.repo import OBSERVABILITY
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ import pytest
 
 from gateway.main import create_app
 from gateway.settings import Settings
-from obslab import lab, servers
-from obslab.process import start_and_wait, stop_group
+from obslab.native import lab, servers
+from obslab.native.process import start_and_wait, stop_group
+from obslab.repo import OBSERVABILITY
 from tests.support.apps import serve_on_port
 from tests.support.backends import free_port
 
@@ -51,7 +52,7 @@ def start_edge(tmp_path: Path, ports: tuple[int, int], changes: dict[str, str]) 
     """nginx with the lab's rendered config (``changes`` replaced in it); its URL."""
     edge_port = free_port()
     conf = lab._render(
-        lab.OBSERVABILITY / "nginx" / "nginx.conf",
+        OBSERVABILITY / "nginx" / "nginx.conf",
         tmp_path / "nginx" / "nginx.conf",
         {
             "edge_port": edge_port,

@@ -18,7 +18,7 @@ import promql_parser
 import pytest
 import yaml
 
-from obslab.lab import LabSettings, plan
+from obslab.native.lab import LabSettings, plan
 from tests.observability import checks
 from tests.observability.checks import COMPOSE_FILE, OBSERVABILITY, REPO
 

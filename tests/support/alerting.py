@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from obslab import servers
-from obslab.lab import LabSettings, alertmanager_config
-from obslab.process import free_port, start_together, stop_groups
+from obslab.native import servers
+from obslab.native.lab import LabSettings, alertmanager_config
+from obslab.native.process import free_port, start_together, stop_groups
 from obslab.telemetry.store import Store
 
 

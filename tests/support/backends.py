@@ -3,7 +3,7 @@
 A backend already listening where the machine runs it (or where
 ``OBSLAB_TEST_POSTGRES_URL`` / ``OBSLAB_TEST_REDIS_URL`` / ``OBSLAB_TEST_AMQP_URL``
 point) is used as it is; a missing one is started privately, the way the native lab
-starts it (:mod:`obslab.servers`), on a free port with its data in a temporary
+starts it (:mod:`obslab.native.servers`), on a free port with its data in a temporary
 folder, and stopped at the end. Tests that must stop a broker (outage tests)
 always start a private RabbitMQ.
 """
@@ -19,8 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from obslab import servers
-from obslab.process import Process, free_port, port_open, start_and_wait, stop_group, wait_for
+from obslab.native import servers
+from obslab.native.process import (
+    Process,
+    free_port,
+    port_open,
+    start_and_wait,
+    stop_group,
+    wait_for,
+)
 
 __all__ = ["Backends", "PrivateServer", "free_port", "port_open", "private_rabbit", "wait_for"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from obslab.lab import LabSettings
+from obslab.native.lab import LabSettings
 from tests.support.auth import auth_headers
 from tests.support.backends import free_port
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from obslab.lab import CALLS
+from obslab.topology import CALLS
 from tests.support.backends import free_port, wait_for
 
 ORDER = ["catalog", "inventory", "payments", "orders", "notifications", "gateway"]
@@ -65,7 +65,7 @@ class Stack:
             "OBSLAB_PORT": str(self.ports[service]),
             "OBSLAB_DATABASE_URL": f"{self.postgres_url}/{self.database(service)}",
         }
-        for callee in CALLS.get(service, []):
+        for callee in CALLS.get(service, ()):
             env[f"OBSLAB_{callee.upper()}_URL"] = self.urls[callee]
         return env
 

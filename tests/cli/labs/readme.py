@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from obslab.lab import REPO, LabSettings
+from obslab.native.lab import LabSettings
+from obslab.repo import ROOT as REPO
 from tests.support.backends import wait_for
 from tests.support.lab import OBSLAB, Lab
 

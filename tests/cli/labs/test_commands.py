@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from obslab.cli import app
-from obslab.lab import LabSettings
-from obslab.labs.base import Progress, Record
-from obslab.labs.commands import EXERCISES
+from obslab.labkit.base import Progress, Record
+from obslab.labkit.registry import exercises
+from obslab.native.lab import LabSettings
 from tests.cli.labs.readme import LABS, blocks, checks_with
 from tests.support.backends import free_port
 
@@ -31,12 +31,12 @@ def obslab(*args: str) -> tuple[int, str]:
 def test_list_shows_each_labs_state_from_the_runtime_folder(runtime: Path) -> None:
     """`lab list` shows every lab not started, then started or passed as recorded."""
     code, shown = obslab("list")
-    assert code == 0 and shown.count("not started") == len(EXERCISES)
+    assert code == 0 and shown.count("not started") == len(exercises())
     progress = Progress(LabSettings())
     progress.put(1, Record(status="passed", started_at=1.0))
     progress.put(2, Record(status="started", started_at=1.0))
     _, shown = obslab("list")
-    assert "passed" in shown and shown.count("not started") == len(EXERCISES) - 2
+    assert "passed" in shown and shown.count("not started") == len(exercises()) - 2
 
 
 def test_refusals_exit_2_and_change_nothing(runtime: Path) -> None:
@@ -70,7 +70,7 @@ def test_every_lab_has_a_readme_listed_in_the_workshop_map() -> None:
     """Each lab `lab list` shows has its folder's README, with steps to run and the
     check, and the workshop map links to it."""
     workshop = (LABS / "README.md").read_text()
-    for number, exercise in EXERCISES.items():
+    for number, exercise in exercises().items():
         readme = LABS / exercise.folder / "README.md"
         assert any(b.language == "sh" for b in blocks(readme)), readme
         assert checks_with(readme, number), readme

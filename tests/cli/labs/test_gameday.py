@@ -88,7 +88,7 @@ def test_an_idle_learner_fails_with_a_hint_and_reset_rolls_the_game_back(lab: La
     faults = lab.obslab("chaos", "list", "payments", "--json")
     assert faults.returncode == 0 and json.loads(faults.stdout) == [], faults.stdout
     assert silences(lab) == []
-    from obslab.process import group_alive
+    from obslab.native.process import group_alive
 
     assert not group_alive(pid)
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from obslab import knee
-from obslab.load import read_slo
+from obslab.load import knee
+from obslab.load.k6 import read_slo
 from tests.cli.labs.readme import (
     check,
     checks_with,

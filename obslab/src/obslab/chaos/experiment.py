@@ -53,13 +53,15 @@ from pydantic import (
     model_validator,
 )
 
-from obslab.lab import LabSettings
-from obslab.token import DEV_CLIENT_ID, DEV_CLIENT_SECRET
+from obslab.chaos.faults import KINDS, Admin
+from obslab.errors import Unreachable
+from obslab.native.lab import LabSettings
+from obslab.native.state import LabState
+from obslab.prometheus import Prometheus
+from obslab.shop import bearer, order_body
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-    from obslab.chaos import Admin
 
 #: The lab's Prometheus scrapes every 5 s: a window must reach back at least that far.
 SCRAPE_INTERVAL_S = 5
@@ -136,7 +138,6 @@ class FaultStep(_Strict):
 
     @model_validator(mode="after")
     def _known_kind(self) -> Self:
-        from obslab.chaos import KINDS
 
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}: one of {', '.join(KINDS)}")
@@ -273,38 +274,20 @@ class NotSteady(Exception):
     """The steady state did not hold before anything was injected."""
 
 
-class Prometheus:
-    """Prometheus' HTTP API: instant queries and the alerts it holds."""
-
-    def __init__(self, url: str, transport: httpx.BaseTransport | None = None) -> None:
-        self.http = httpx.Client(base_url=url, timeout=10, transport=transport)
-
-    def value(self, probe: Probe, window_s: float) -> float | None:
-        assert probe.query is not None
-        query = probe.query.replace("$window", f"{math.ceil(window_s)}s")
-        answer = self.http.get("/api/v1/query", params={"query": query}).json()
-        result = answer.get("data", {}).get("result", [])
-        if not result:
-            return probe.default
-        return float(result[0]["value"][1])
-
-    def firing(self, alert: str) -> bool:
-        alerts = self.http.get("/api/v1/alerts").json()["data"]["alerts"]
-        return any(a["labels"].get("alertname") == alert and a["state"] == "firing" for a in alerts)
-
-    def check(self, probe: Probe, since: float | None = None) -> dict[str, Any]:
-        """Run ``probe`` once (``since``: when the faults went in, on the monotonic
-        clock): what it saw and whether it held."""
-        window_s = SCRAPE_INTERVAL_S + (time.monotonic() - since if since is not None else 60)
-        try:
-            if probe.alert is not None:
-                return {"probe": probe.name, "alert": probe.alert, "ok": self.firing(probe.alert)}
-            value = self.value(probe, window_s)
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            return {"probe": probe.name, "ok": False, "error": str(exc)}
-        assert probe.tolerance is not None
-        ok = value is not None and probe.tolerance.holds(value)
-        return {"probe": probe.name, "value": value, "ok": ok}
+def check_probe(prometheus: Prometheus, probe: Probe, since: float | None = None) -> dict[str, Any]:
+    """Run ``probe`` once (``since``: when the faults went in, on the monotonic clock):
+    what it saw and whether it held. ``$window`` in its query is the time since then."""
+    window_s = SCRAPE_INTERVAL_S + (time.monotonic() - since if since is not None else 60)
+    try:
+        if probe.alert is not None:
+            return {"probe": probe.name, "alert": probe.alert, "ok": prometheus.firing(probe.alert)}
+        query = (probe.query or "").replace("$window", f"{math.ceil(window_s)}s")
+        result = prometheus.query(query)
+    except (Unreachable, ValueError, KeyError) as exc:
+        return {"probe": probe.name, "ok": False, "error": str(exc)}
+    value = float(result[0]["value"][1]) if result else probe.default
+    ok = value is not None and probe.tolerance is not None and probe.tolerance.holds(value)
+    return {"probe": probe.name, "value": value, "ok": ok}
 
 
 class Webhook:
@@ -393,7 +376,7 @@ Check = Callable[[], dict[str, Any]]
 def _probes(
     prometheus: Prometheus, probes: list[Probe], since: float | None = None
 ) -> dict[str, Check]:
-    return {f"probe {p.name}": functools.partial(prometheus.check, p, since) for p in probes}
+    return {f"probe {p.name}": functools.partial(check_probe, prometheus, p, since) for p in probes}
 
 
 def _hold(checks: dict[str, Check], deadline_s: float) -> list[dict[str, Any]]:
@@ -433,7 +416,7 @@ class Shopper:
         self.headers: dict[str, str] = {}
 
     def start(self) -> None:
-        self.headers = _bearer(self.http)
+        self.headers = bearer(self.http)
         for thread in self._threads:
             thread.start()
 
@@ -444,10 +427,7 @@ class Shopper:
                 thread.join(timeout=60)
 
     def _run(self) -> None:
-        body = {
-            "items": [{"product_id": self.load.product_id, "quantity": 1}],
-            "card": {"number": "4242424242424242", "expiry": "12/39", "cvc": "123"},
-        }
+        body = order_body(self.load.product_id)
         pause = self.load.concurrency / self.load.orders_per_s
         while not self._stop.wait(pause):
             try:
@@ -489,21 +469,6 @@ class Shopper:
         return seen
 
 
-def _bearer(http: httpx.Client) -> dict[str, str]:
-    """A bearer token of the lab's demo client, when the gateway asks for one."""
-    try:
-        answer = http.post(
-            "/api/auth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(DEV_CLIENT_ID, DEV_CLIENT_SECRET),
-        )
-    except httpx.HTTPError:
-        return {}
-    if answer.status_code != 200:
-        return {}
-    return {"authorization": f"Bearer {answer.json()['access_token']}"}
-
-
 class Killer:
     """Kills a lab component once, or every ``every`` seconds until stopped."""
 
@@ -525,13 +490,13 @@ class Killer:
             self.kill()
 
     def kill(self) -> None:
-        state = json.loads(self.settings.path("state.json").read_text())
-        component = state["components"].get(self.step.kill)
+        state = LabState.read(self.settings.path("state.json"))
+        component = state.components.get(self.step.kill) if state else None
         if component is None:
             raise KeyError(f"the lab has no component {self.step.kill!r}")
-        if component.get("pid"):
+        if component.pid:
             try:
-                os.killpg(int(component["pid"]), signal.SIGKILL)
+                os.killpg(component.pid, signal.SIGKILL)
                 self.kills += 1
             except ProcessLookupError:
                 pass  # already dead and being restarted
@@ -577,7 +542,7 @@ def run_experiment(
         signal.signal(signal.SIGTERM, interrupted)
     try:
         console.print(f"[bold]{experiment.title}[/]: checking the steady state")
-        steps["steady_state_before"] = [prometheus.check(p) for p in experiment.steady_state]
+        steps["steady_state_before"] = [check_probe(prometheus, p) for p in experiment.steady_state]
         if not all(r["ok"] for r in steps["steady_state_before"]):
             raise NotSteady("the steady state did not hold before: nothing was injected")
         # An alert still firing (an earlier experiment's SLO burn takes two minutes to

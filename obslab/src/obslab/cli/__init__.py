@@ -15,12 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from obslab import chaos, fn, load, token
-from obslab.lab import LabSettings, plan
-from obslab.labs import background
-from obslab.labs import commands as labs
-from obslab.process import group_alive, healthy, stop_group, stop_groups
-from obslab.servers import MissingBinary
+from obslab.cli import chaos, fn, lab, load, token
+from obslab.labkit import background
+from obslab.native.lab import LabSettings, plan
+from obslab.native.process import group_alive, healthy, stop_group, stop_groups
+from obslab.native.servers import MissingBinary
+from obslab.native.state import LabState
 from obslab.telemetry import show
 from obslab.telemetry.store import Store
 
@@ -41,48 +41,41 @@ app.add_typer(chaos.app, name="chaos")
 # `obslab fn invoke SERVICE EVENT.json`: a service's Lambda handler, run here.
 app.add_typer(fn.app, name="fn")
 # `obslab lab list|start|check|answer|reset`: the workshop labs of labs/.
-app.add_typer(labs.app, name="lab")
+app.add_typer(lab.app, name="lab")
 
 
-def _state(settings: LabSettings) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(settings.path("state.json").read_text()))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+def _state(settings: LabSettings) -> LabState | None:
+    return LabState.read(settings.path("state.json"))
 
 
-def _supervisor_alive(state: dict[str, Any] | None) -> bool:
-    return (
-        bool(state)
-        and state.get("status") != "stopped"
-        and group_alive(int(state["supervisor_pid"]))
-    )  # type: ignore[index]
+def _supervisor_alive(state: LabState | None) -> bool:
+    return state is not None and state.status != "stopped" and group_alive(state.supervisor_pid)
 
 
-def _clean_leftovers(state: dict[str, Any] | None) -> None:
+def _clean_leftovers(state: LabState | None) -> None:
     """After a crash or kill -9, stop whatever the last supervisor left running."""
-    entries = (state or {}).get("components", {}).values()
-    stop_groups([e["pid"] for e in entries if e.get("pid") and group_alive(e["pid"])])
+    pids = state.pids().values() if state else ()
+    stop_groups([pid for pid in pids if group_alive(pid)])
 
 
 def _report(settings: LabSettings) -> dict[str, Any]:
-    state = _state(settings) or {"components": {}}
+    state = _state(settings) or LabState()
     running = _supervisor_alive(state)
     components = [
         {
             "name": name,
-            "pid": entry.get("pid"),
-            "url": entry.get("url", ""),
-            "status": entry.get("status"),
+            "pid": entry.pid,
+            "url": entry.url,
+            "status": entry.status,
             "health": "healthy"
-            if running and healthy(entry["health"])
+            if running and healthy(entry.health)
             else "unhealthy"
             if running
             else "stopped",
-            "restarts": entry.get("restarts", 0),
-            "log": entry.get("log"),
+            "restarts": entry.restarts,
+            "log": entry.log,
         }
-        for name, entry in state["components"].items()
+        for name, entry in state.components.items()
     ]
     return {
         "mode": "native",
@@ -112,7 +105,7 @@ def up(
     ] = 300,
 ) -> None:
     """Start the shop, its backends, nginx, Prometheus and Alertmanager; wait until ready."""
-    settings = LabSettings(**({"otlp_endpoint": otlp} if otlp else {}))
+    settings = LabSettings(otlp_endpoint=otlp) if otlp else LabSettings()
     state = _state(settings)
     if _supervisor_alive(state):
         console.print("The lab is already running.")
@@ -133,7 +126,7 @@ def up(
     env = {**os.environ, **({"OBSLAB_LAB_OTLP_ENDPOINT": otlp} if otlp else {})}
     with settings.path("logs", "supervisor.log").open("ab") as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "obslab.supervisor", str(settings.path())],
+            [sys.executable, "-m", "obslab.native.supervisor", str(settings.path())],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -144,18 +137,18 @@ def up(
     started = time.monotonic()
     with console.status("Starting the lab ...") as progress:
         while True:
-            state = _state(settings) or {"components": {}, "status": "starting"}
-            ready = [n for n, c in state["components"].items() if c.get("status") == "running"]
+            state = _state(settings) or LabState()
+            ready = [n for n, c in state.components.items() if c.status == "running"]
             progress.update(
                 f"Starting the lab: {len(ready)}/{len(expected)} ready"
                 f" ({time.monotonic() - started:.0f}s)"
             )
-            if state.get("status") == "running":
+            if state.status == "running":
                 break
-            failed = [(n, c) for n, c in state["components"].items() if c["status"] == "failed"]
+            failed = [(n, c) for n, c in state.components.items() if c.status == "failed"]
             if failed or supervisor.poll() is not None or time.monotonic() - started > timeout:
                 for name, entry in failed:
-                    errors.print(f"[red]{name} did not start:[/] {entry.get('error')}")
+                    errors.print(f"[red]{name} did not start:[/] {entry.error}")
                 errors.print(f"See the logs in {settings.path('logs')}.")
                 stop_group(supervisor.pid)
                 raise typer.Exit(1)
@@ -181,8 +174,8 @@ def down() -> None:
         _clean_leftovers(state)
         console.print("The lab is not running.")
         return
-    assert state is not None
-    stop_group(int(state["supervisor_pid"]), timeout=120)
+    if state is not None:  # alive, so read: the check is for the type checker
+        stop_group(state.supervisor_pid, timeout=120)
     _clean_leftovers(_state(settings))
     console.print("The lab is stopped.")
 

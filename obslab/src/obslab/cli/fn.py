@@ -33,7 +33,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from obslab.lab import REPO
+from obslab.repo import ROOT
 
 #: The services packaged as functions, and the module whose ``handler`` Lambda calls.
 FUNCTIONS = {"catalog": "catalog.function", "payments": "payments.function"}
@@ -52,7 +52,7 @@ def _load_event(service: str, name: str) -> dict[str, Any]:
     """The event in file ``name``, or in ``services/<service>/events/<name>.json``."""
     path = Path(name)
     if not path.is_file():
-        recorded = REPO / "services" / service / "events" / f"{name}.json"
+        recorded = ROOT / "services" / service / "events" / f"{name}.json"
         if not recorded.is_file():
             raise _refuse(f"No event file {name} (nor a recorded event of that name).")
         path = recorded
@@ -104,7 +104,7 @@ def invoke(
 
     # As the lab does: the dev secrets are allowed here, never in production.
     os.environ.setdefault("OBSLAB_ENVIRONMENT", "dev")
-    os.environ.setdefault("OBSLAB_DATA_DIR", str(REPO / ".obslab" / "fn" / "data"))
+    os.environ.setdefault("OBSLAB_DATA_DIR", str(ROOT / ".obslab" / "fn" / "data"))
     # As the template sets it: with OTEL_EXPORTER_OTLP_ENDPOINT pointing nowhere, each
     # invocation's flush gives up after a second per signal, not ten.
     os.environ.setdefault("OTEL_EXPORTER_OTLP_TIMEOUT", "1")

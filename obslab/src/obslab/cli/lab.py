@@ -19,44 +19,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from obslab.chaos import ChaosError
-from obslab.lab import LabSettings
-from obslab.labs import (
-    alerting,
-    backlog,
-    breakers,
-    caching,
-    coldstart,
-    gameday,
-    instrument,
-    loadtest,
-    logs,
-    promql,
-    slo,
-    tour,
-    traces,
-)
-from obslab.labs.base import Context, Exercise, LabError, Progress, Record, Step, now
-from obslab.labs.sources import Unreachable, native_stack
-
-EXERCISES: dict[int, Exercise] = {
-    exercise.number: exercise
-    for exercise in (
-        tour.Tour(),
-        traces.Traces(),
-        promql.Promql(),
-        logs.Logs(),
-        instrument.Instrument(),
-        alerting.Alerting(),
-        breakers.Breakers(),
-        loadtest.Knee(),
-        slo.Slo(),
-        caching.Caching(),
-        backlog.Backlog(),
-        gameday.GameDay(),
-        coldstart.ColdStart(),
-    )
-}
+from obslab.chaos.faults import ChaosError
+from obslab.errors import Unreachable
+from obslab.labkit.base import Context, Exercise, LabError, Progress, Record, Step, now
+from obslab.labkit.registry import exercises
+from obslab.labkit.sources import native_stack
+from obslab.native.lab import LabSettings
 
 app = typer.Typer(
     help="The workshop labs (labs/README.md): start one, check your work, reset it.",
@@ -69,11 +37,12 @@ Number = Annotated[int, typer.Argument(help="The lab's number (obslab lab list).
 
 
 def _exercise(number: int) -> Exercise:
-    if number not in EXERCISES:
-        known = ", ".join(str(n) for n in sorted(EXERCISES))
+    labs = exercises()
+    if number not in labs:
+        known = ", ".join(str(n) for n in sorted(labs))
         errors.print(f"[red]There is no lab {number}: the labs are {known}.[/]")
         raise typer.Exit(2)
-    return EXERCISES[number]
+    return labs[number]
 
 
 def _context(number: int, record: Record | None = None) -> tuple[Context, Progress]:
@@ -96,7 +65,7 @@ def list_labs() -> None:
     for column in ("lab", "title", "min", "state", "folder"):
         table.add_column(column)
     colours = {"not started": "dim", "started": "yellow", "passed": "green"}
-    for number, exercise in sorted(EXERCISES.items()):
+    for number, exercise in sorted(exercises().items()):
         status = progress.get(number).status
         table.add_row(
             str(number),

@@ -22,15 +22,9 @@ from typing import Annotated
 import httpx
 import typer
 
-from obslab.lab import LabSettings
-
-#: The internal services, which refuse a call without a service token addressed to them.
-SERVICES = ("catalog", "orders", "inventory", "payments", "notifications")
-
-#: The gateway's dev client (gateway.settings.DEV_CLIENT_ID / DEV_CLIENT_SECRET): the
-#: CLI never imports a service, so the two public values are repeated here.
-DEV_CLIENT_ID = "obslab-lab"
-DEV_CLIENT_SECRET = "obslab-lab-dev-secret"
+from obslab.native.lab import LabSettings
+from obslab.shop import DEV_CLIENT_ID, DEV_CLIENT_SECRET, request_token
+from obslab.topology import INTERNAL
 
 
 def command(
@@ -48,7 +42,7 @@ def command(
     service: Annotated[
         str,
         typer.Option(
-            help=f"A 60 s service token for calling one of {', '.join(SERVICES)} directly."
+            help=f"A 60 s service token for calling one of {', '.join(INTERNAL)} directly."
         ),
     ] = "",
 ) -> None:
@@ -57,11 +51,9 @@ def command(
         typer.echo(_service_token(service))
         return
     base = url.rstrip("/") or f"http://127.0.0.1:{LabSettings().edge_port}"
-    form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
     try:
-        response = httpx.post(
-            f"{base}/api/auth/token", data=form, auth=(client_id, client_secret), timeout=10
-        )
+        with httpx.Client(base_url=base, timeout=10) as http:
+            response = request_token(http, scope, (client_id, client_secret))
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach {base}: {exc} (is the lab up? obslab up)", err=True)
         raise typer.Exit(1) from exc
@@ -73,8 +65,8 @@ def command(
 
 
 def _service_token(service: str) -> str:
-    if service not in SERVICES:
-        raise typer.BadParameter(f"{service!r} is not one of {', '.join(SERVICES)}.")
+    if service not in INTERNAL:
+        raise typer.BadParameter(f"{service!r} is not one of {', '.join(INTERNAL)}.")
     # Imported here: only this option needs the services' library and its settings.
     import obskit
 

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from obslab.lab import LabSettings
-from obslab.labs.base import Context, LabError
-from obslab.process import Process, group_alive, healthy, start, stop_group
+from obslab.labkit.base import Context, LabError
+from obslab.native.lab import LabSettings
+from obslab.native.process import Process, group_alive, healthy, start, stop_group
 
 
 def spawn(context: Context, process: Process, ready: Callable[[], bool] | None = None) -> None:

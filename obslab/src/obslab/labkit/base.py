@@ -13,17 +13,19 @@ to the rest of the lab's state, so ``rm -r .obslab/run`` forgets it with everyth
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from obslab.lab import LabSettings
+from obslab.native.lab import LabSettings
 
 if TYPE_CHECKING:
-    from obslab.labs.sources import Stack
+    from obslab.labkit.sources import Stack
 
 Status = Literal["not started", "started", "passed"]
+TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class LabError(Exception):
@@ -99,11 +101,13 @@ class Context:
 
 
 class Exercise:
-    """One lab. Subclasses set the class attributes and override what they need."""
+    """One lab. Subclasses set the class attributes and override what they need; the
+    registry sets ``number`` and ``folder`` (under labs/) from the lab's folder."""
 
-    number: ClassVar[int]
+    number: int = 0
+    folder: str = ""
+
     title: ClassVar[str]
-    folder: ClassVar[str]  # under labs/ in the repository: its README
     minutes: ClassVar[int]
     #: What ``obslab lab answer N`` takes, for labs whose check is a finding ("" if none).
     answer_usage: ClassVar[str] = ""
@@ -125,3 +129,10 @@ class Exercise:
 
 def now() -> float:
     return time.time()
+
+
+def read_trace_id(words: list[str]) -> str:
+    """The one trace id of an answer, lower-cased; :class:`LabError` when it is not one."""
+    if len(words) != 1 or not TRACE_ID.match(words[0].lower()):
+        raise LabError("Give one trace id: 32 hex digits, as in the X-Trace-Id header.")
+    return words[0].lower()

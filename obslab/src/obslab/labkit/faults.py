@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from obslab.chaos import Admin, ChaosError
-from obslab.labs.base import Context, LabError
+from obslab.chaos.faults import Admin, ChaosError
+from obslab.labkit.base import Context, LabError
 
 
 def inject(context: Context, service: str, fault: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from obslab.labs.base import Context, Step
+from obslab.labkit.base import Context, Step
 
 Series = dict[tuple[tuple[str, str], ...], float]
 

@@ -12,7 +12,6 @@ store or a backend's API themselves.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +19,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from obslab.lab import LabSettings
-
-
-class Unreachable(Exception):
-    """A part of the stack did not answer: the lab is probably not up."""
+from obslab.errors import Unreachable
+from obslab.native.lab import LabSettings
+from obslab.prometheus import Prometheus
 
 
 class Telemetry(Protocol):
@@ -85,55 +82,6 @@ class NativeTelemetry:
 
     def alerts(self) -> list[dict[str, Any]]:
         return self._read("alerts", limit=500)
-
-
-class Prometheus:
-    """Prometheus' HTTP API: instant queries, at a given time when two must agree."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        """The result vector of ``expr``; :class:`ValueError` with Prometheus' message
-        when it refuses the query (bad PromQL)."""
-        params = {"query": expr, **({"time": f"{at:.3f}"} if at is not None else {})}
-        try:
-            response = self.http.get("/api/v1/query", params=params)
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"Prometheus at {self.url} does not answer: {exc}") from exc
-        answer = response.json()
-        if answer.get("status") != "success":
-            raise ValueError(answer.get("error", response.text[:200]))
-        if answer["data"]["resultType"] == "scalar":
-            return [{"metric": {}, "value": answer["data"]["result"]}]
-        return list(answer["data"]["result"])
-
-    def value(self, expr: str) -> float:
-        """The value of a query that gives one number (0 when it gives nothing)."""
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if result else 0.0
-
-    def grown(self, selector: str, since: float) -> float:
-        """How much the counters ``selector`` picks grew since the time ``since``.
-
-        Not ``increase()``: a series born after its first events (Prometheus scraped
-        it first at 12) has grown by 12, where ``increase()`` sees no growth at all.
-        A series with no sample at ``since`` counts from 0.
-        """
-        ago = max(1, int(time.time() - since))
-        return self.value(
-            f"(sum({selector}) or vector(0)) - (sum({selector} offset {ago}s) or vector(0))"
-        )
-
-    def exemplars(self, selector: str, start: float, end: float) -> list[dict[str, Any]]:
-        """The exemplars of the series ``selector`` picks, between two times."""
-        params = {"query": selector, "start": f"{start:.3f}", "end": f"{end:.3f}"}
-        try:
-            response = self.http.get("/api/v1/query_exemplars", params=params)
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"Prometheus at {self.url} does not answer: {exc}") from exc
-        return list(response.json().get("data") or [])
 
 
 class Alertmanager:

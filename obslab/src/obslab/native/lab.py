@@ -32,19 +32,13 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from obslab import servers
-from obslab.process import Process
+from obslab.native import servers
+from obslab.native.process import Process
+from obslab.repo import OBSERVABILITY
+from obslab.topology import CALLS, INTERNAL
 
-REPO = Path(__file__).resolve().parents[3]
-OBSERVABILITY = REPO / "observability"
-SERVICES = ["catalog", "inventory", "payments", "orders", "notifications"]
 #: Where compose's Alertmanager sends alerts (alertmanager.yml); the lab rewrites it.
 COMPOSE_WEBHOOK = "http://host.docker.internal:14318/alerts"
-CALLS = {
-    "gateway": ["catalog", "orders"],
-    "orders": ["inventory", "payments"],
-    "notifications": ["orders"],
-}
 
 
 class LabSettings(BaseSettings):
@@ -169,7 +163,7 @@ def plan(settings: LabSettings) -> list[list[Process]]:
     otlp_endpoint = s.otlp_endpoint or receiver.url
 
     servers_stage, processes = processes, []
-    urls = {name: f"http://127.0.0.1:{s.port_of(name)}" for name in SERVICES}
+    urls = {name: f"http://127.0.0.1:{s.port_of(name)}" for name in INTERNAL}
     common = {
         # The lab is a dev setup: its well-known demo secrets are allowed (in
         # production, a service refuses to start with them).
@@ -188,11 +182,11 @@ def plan(settings: LabSettings) -> list[list[Process]]:
         env = dict(common)
         if service != "gateway":  # stateless: it has no database
             env["OBSLAB_DATABASE_URL"] = f"{postgres_url}/obslab_{service}"
-        for callee in CALLS.get(service, []):
+        for callee in CALLS.get(service, ()):
             env[f"OBSLAB_{callee.upper()}_URL"] = urls[callee]
         return env
 
-    for service in SERVICES:
+    for service in INTERNAL:
         port = s.port_of(service)
         processes.append(servers.service(service, port, env_for(service)))
         scrape.append({"targets": [f"127.0.0.1:{port}"], "labels": {"service": service}})

@@ -1,6 +1,6 @@
 """How to run each server the lab needs, from the binaries on PATH.
 
-Each function returns a :class:`~obslab.process.Process` with its data under
+Each function returns a :class:`~obslab.native.process.Process` with its data under
 ``data_dir``, listening on 127.0.0.1 only. Where a binary is missing,
 :func:`require` says which package brings it.
 """
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from obslab.process import Process
+from obslab.native.process import Process
 
 #: binary -> (Debian package, Homebrew formula)
 PACKAGES = {

@@ -1,6 +1,6 @@
 """The lab's supervisor: starts every process in order, restarts any that dies.
 
-``obslab up`` runs it in the background (``python -m obslab.supervisor``); it owns
+``obslab up`` runs it in the background (``python -m obslab.native.supervisor``); it owns
 every process of the lab. It writes what it is doing to ``state.json`` in the
 runtime folder, which ``obslab up`` shows as progress and ``obslab status`` reads.
 SIGTERM (``obslab down``) stops the processes in reverse order, then itself.
@@ -11,50 +11,47 @@ and the lab needs only start in order, wait until ready, restart on death.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from obslab.lab import LabSettings, plan
-from obslab.process import Process, start, start_together, stop_group
+from obslab.native.lab import LabSettings, plan
+from obslab.native.process import Process, start, start_together, stop_group
+from obslab.native.state import Component, LabState
 
 #: Seconds before restarting a process that died, doubling up to the last.
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 
 class State:
-    """``state.json``: what the supervisor started, where, and how it is doing."""
+    """The lab's :class:`LabState`, saved to ``path`` at every change."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, Any] = {
-            "supervisor_pid": os.getpid(),
-            "status": "starting",
-            "components": {},
-        }
+        self.lab = LabState()
 
     def component(self, process: Process, **fields: Any) -> None:
-        entry = self.data["components"].setdefault(
+        entry = self.lab.components.setdefault(
             process.name,
-            {
-                "url": process.url,
-                "health": process.health,
-                "restarts": 0,
-                "log": str(self.path.parent / "logs" / f"{process.name}.log"),
-            },
+            Component(
+                url=process.url,
+                health=process.health,
+                log=str(self.path.parent / "logs" / f"{process.name}.log"),
+            ),
         )
-        entry.update(fields)
+        for name, value in fields.items():
+            setattr(entry, name, value)
+        self.save()
+
+    def status(self, status: Literal["running", "failed", "stopping", "stopped"]) -> None:
+        self.lab.status = status
         self.save()
 
     def save(self) -> None:
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.data, indent=2))
-        temporary.replace(self.path)  # atomic: a reader never sees half a file
+        self.lab.save(self.path)
 
 
 def supervise(settings: LabSettings) -> int:
@@ -81,14 +78,12 @@ def supervise(settings: LabSettings) -> int:
             except Exception as exc:
                 for process in stage:
                     state.component(process, status="failed", error=str(exc))
-                state.data["status"] = "failed"
-                state.save()
+                state.status("failed")
                 return 1
             for process in stage:
                 running[process.name] = (process, popens[process.name])
                 state.component(process, status="running", pid=popens[process.name].pid)
-        state.data["status"] = "running"
-        state.save()
+        state.status("running")
 
         failures = dict.fromkeys(running, 0)
         while not stopping:
@@ -97,12 +92,12 @@ def supervise(settings: LabSettings) -> int:
                 if popen.poll() is None or stopping:
                     continue
                 stop_group(popen.pid, timeout=2)  # whatever it left behind
-                entry = state.data["components"][name]
+                entry = state.lab.components[name]
                 state.component(
                     process,
                     status="restarting",
                     exit_code=popen.returncode,
-                    restarts=entry["restarts"] + 1,
+                    restarts=entry.restarts + 1,
                 )
                 time.sleep(BACKOFF[min(failures[name], len(BACKOFF) - 1)])
                 failures[name] += 1
@@ -113,13 +108,11 @@ def supervise(settings: LabSettings) -> int:
                 state.component(process, status="running", pid=popen.pid)
         return 0
     finally:
-        state.data["status"] = "stopping"
-        state.save()
+        state.status("stopping")
         for process, popen in reversed(list(running.values())):
             stop_group(popen.pid)
             state.component(process, status="stopped", pid=None)
-        state.data["status"] = "stopped"
-        state.save()
+        state.status("stopped")
 
 
 if __name__ == "__main__":

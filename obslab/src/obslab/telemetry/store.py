@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,11 @@ def _value(value: AnyValue) -> Any:
     return getattr(value, kind) if kind else None
 
 
-def _attributes(items: Any) -> dict[str, Any]:
+def _attributes(items: Iterable[KeyValue]) -> dict[str, Any]:
     return {item.key: _value(item.value) for item in items}
 
 
-def _service(resource_attributes: list[KeyValue]) -> str:
+def _service(resource_attributes: Iterable[KeyValue]) -> str:
     return str(_attributes(resource_attributes).get("service.name", "unknown"))
 
 

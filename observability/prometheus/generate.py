@@ -4,13 +4,14 @@ SLO numbers (../slo.yaml) and the alert definitions (alerts.yaml next to this fi
     uv run python observability/prometheus/generate.py          # write the files
     uv run python observability/prometheus/generate.py --check  # exit 1 if they are stale
 
-Two profiles, one source. **production** keeps the Google SRE Workbook's windows (a
-30-day objective; page at 14.4x burn over 1h and 5m or 6x over 6h and 30m; ticket at 1x
-over 3d and 6h). **lab** shrinks the windows and `for:` durations so that in a workshop an
-alert fires within about a minute of an injected fault and clears soon after rollback;
-its error budget is spent over one hour instead of 30 days, so a chaos experiment visibly
-eats it. The native lab and docker-compose load the lab profile (rules/lab/ is what they
-put in Prometheus' rules/ folder); a real deployment loads rules/production/.
+Two profiles, one source. **production** keeps the Google SRE Workbook's windows of
+slo.yaml's `burn_rates` (a 30-day objective; page at 14.4x burn over 1h and 5m or 6x
+over 6h and 30m; ticket at 1x over 3d and 6h). **lab** shrinks the windows (`lab_windows`)
+and `for:` durations so that in a workshop an alert fires within about a minute of an
+injected fault and clears soon after rollback; its error budget is spent over one hour
+instead of 30 days, so a chaos experiment visibly eats it. The native lab and
+docker-compose load the lab profile (rules/lab/ is what they put in Prometheus' rules/
+folder); a real deployment loads rules/production/.
 
 The output (committed, and checked against a fresh run by tests/observability/test_rules.py):
 
@@ -32,6 +33,9 @@ from string import Template
 from typing import Any
 
 import yaml
+
+from obslab.slo import Slos
+from obslab.slo import load as load_slos
 
 HERE = Path(__file__).resolve().parent
 OBSERVABILITY = HERE.parent
@@ -82,11 +86,7 @@ PROFILES = (
         window="5m",
         period="30d",  # replaced by slo.yaml's window
         tiers={"none": "0s", "short": "1m", "medium": "5m", "long": "15m"},
-        burns=(
-            Burn("page", 14.4, "1h", "5m"),  # 2% of a 30-day budget in one hour
-            Burn("page", 6, "6h", "30m"),  # 5% in six hours
-            Burn("ticket", 1, "3d", "6h"),  # 10% in three days
-        ),
+        burns=(),  # slo.yaml's burn_rates, at their windows
         # A rate over 30 days reads every sample of 30 days: once a minute is plenty
         # for windows of five minutes and more.
         slo_interval="1m",
@@ -97,13 +97,18 @@ PROFILES = (
         period="1h",
         tiers={"none": "0s", "short": "15s", "medium": "30s", "long": "1m"},
         # The same factors; windows about 12x shorter, the short one still 12 scrapes.
-        burns=(
-            Burn("page", 14.4, "5m", "1m"),
-            Burn("page", 6, "30m", "2m"),
-            Burn("ticket", 1, "1h", "5m"),
-        ),
+        burns=(),  # slo.yaml's burn_rates, at their lab_windows
     ),
 )
+
+
+def with_slos(profile: Profile, slos: Slos) -> Profile:
+    """The profile with slo.yaml's burn rates (and, in production, its budget period)."""
+    lab = profile.name == "lab"
+    burns = tuple(
+        Burn(b.severity, b.factor, *(b.lab_windows if lab else b.windows)) for b in slos.burn_rates
+    )
+    return replace(profile, burns=burns, period=profile.period if lab else slos.window)
 
 
 def seconds(duration: str) -> int:
@@ -171,14 +176,14 @@ def sli_error_expr(slo: str, window: str, threshold_s: float) -> str:
     return f"1 - (\n  {good}\n  /\n  {total}\n)\n"
 
 
-def slo_groups(profile: Profile, slos: dict[str, Any]) -> list[dict[str, Any]]:
+def slo_groups(profile: Profile, slos: Slos) -> list[dict[str, Any]]:
     """Per SLO: the error ratio over every window, the burn rate, the budget left, and
     the multi-window multi-burn-rate alerts."""
     recording: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
-    threshold_s = slos["latency"]["threshold_s"]
+    threshold_s = slos.latency.threshold_s
     for slo in ("availability", "latency"):
-        objective = slos[slo]["objective"]
+        objective = slos.objective(slo).objective
         budget = round(1 - objective, 6)
         labels = {"slo": slo, "service": "gateway"}
         recording.append(
@@ -214,9 +219,9 @@ def slo_groups(profile: Profile, slos: dict[str, Any]) -> list[dict[str, Any]]:
             burns = [burn for burn in profile.burns if burn.severity == severity]
             conditions = [
                 "(\n"
-                f"  {over(b.long)} > ({b.factor} * {budget})\n"
+                f"  {over(b.long)} > ({b.factor:g} * {budget})\n"
                 "  and\n"
-                f"  {over(b.short)} > ({b.factor} * {budget})\n"
+                f"  {over(b.short)} > ({b.factor:g} * {budget})\n"
                 ")"
                 for b in burns
             ]
@@ -271,9 +276,9 @@ def check_source(source: dict[str, Any], where: str = "alerts.yaml") -> None:
         raise ValueError("\n".join(f"{where}: {problem}" for problem in problems))
 
 
-def alert_groups(profile: Profile, source: dict[str, Any], slos: dict[str, Any]) -> list[Any]:
+def alert_groups(profile: Profile, source: dict[str, Any], slos: Slos) -> list[Any]:
     rules = []
-    values = {"window": profile.window, "latency_threshold": str(slos["latency"]["threshold_s"])}
+    values = {"window": profile.window, "latency_threshold": str(slos.latency.threshold_s)}
     for alert in source["alerts"]:
         rule: dict[str, Any] = {
             "alert": alert["alert"],
@@ -340,12 +345,12 @@ def test_group(
     }
 
 
-def slo_tests(profile: Profile, rule: dict[str, Any], slos: dict[str, Any]) -> list[Any]:
+def slo_tests(profile: Profile, rule: dict[str, Any], slos: Slos) -> list[Any]:
     """A burn-rate alert fires when every request is bad, and a page stays silent for a
     burn a ticket is for (2% bad) and every alert in steady state (0.1% bad)."""
     slo = rule["labels"]["slo"]
     api = 'job="services", service="gateway", http_route="/api/products"'
-    threshold = slos["latency"]["threshold_s"]
+    threshold = slos.latency.threshold_s
 
     count = "http_server_request_duration_seconds_count"
     bucket = "http_server_request_duration_seconds_bucket"
@@ -374,7 +379,7 @@ def slo_tests(profile: Profile, rule: dict[str, Any], slos: dict[str, Any]) -> l
 
 
 def unit_tests(
-    profile: Profile, groups: list[dict[str, Any]], source: dict[str, Any], slos: dict[str, Any]
+    profile: Profile, groups: list[dict[str, Any]], source: dict[str, Any], slos: Slos
 ) -> dict[str, Any]:
     cases = {alert["alert"]: alert["tests"] for alert in source["alerts"]}
     tests = []
@@ -423,13 +428,11 @@ def dump(profile: Profile, document: Any) -> str:
 
 def generate() -> dict[Path, str]:
     """Every generated file and its text."""
-    slos = yaml.safe_load((OBSERVABILITY / "slo.yaml").read_text())
+    slos = load_slos(OBSERVABILITY / "slo.yaml")
     source = yaml.safe_load((HERE / "alerts.yaml").read_text())
     check_source(source)
     files: dict[Path, str] = {}
-    for profile in PROFILES:
-        if profile.name == "production":
-            profile = replace(profile, period=slos["window"])
+    for profile in (with_slos(p, slos) for p in PROFILES):
         red = red_groups()
         slo = with_runbooks(slo_groups(profile, slos), source["runbook_base"])
         alerts = with_runbooks(alert_groups(profile, source, slos), source["runbook_base"])

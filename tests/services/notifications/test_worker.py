@@ -33,6 +33,7 @@ from structlog.typing import EventDict, WrappedLogger
 import obskit
 from notifications.main import create_app
 from notifications.settings import Settings
+from obskit._chaos import process as chaos_process
 from tests.support.apps import serve_in_process, serve_on_port
 from tests.support.backends import Backends, free_port
 
@@ -231,7 +232,7 @@ async def test_a_worker_fault_limited_to_an_event_type_hits_only_its_messages(
     order.placed is handled without a crash, an order.failed crashes the worker (a
     recorder here: exiting would end the test run)."""
     crashes: list[str] = []
-    monkeypatch.setattr(obskit._chaos, "crash", lambda: crashes.append("crash"))
+    monkeypatch.setattr(chaos_process, "crash", lambda: crashes.append("crash"))
     token = "test-admin-token-0123456789"
     chaotic = settings.model_copy(
         update={"admin_token": SecretStr(token), "redis_url": redis_url, "chaos_refresh_s": 0.1}

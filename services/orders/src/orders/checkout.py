@@ -24,12 +24,12 @@ import structlog
 from fastapi import status
 from prometheus_client import Counter
 
+from contracts import PaymentCard
 from obskit import (
     BulkheadFull,
     CircuitOpen,
     Conflict,
     DownstreamError,
-    PaymentCard,
     ServiceClient,
     ServiceError,
 )

@@ -30,7 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from obskit import ErrorBody, OrderFailed, OrderPlaced, ServiceError, without_deadline
+from contracts import OrderFailed, OrderPlaced
+from obskit import ErrorBody, ServiceError, without_deadline
 from orders.models import OrderCreate, OrderRead
 
 

@@ -32,17 +32,15 @@ ADMIN = {"authorization": f"Bearer {TOKEN}"}
 
 
 def make_app(redis_url: str, *, service: str = "chaos-test", token: str | None = TOKEN) -> FastAPI:
-    app = FastAPI()
-    obskit.instrument_service(
-        app,
-        obskit.ServiceSettings(
-            service_name=service,
-            log_format="json",
-            admin_token=token,
-            redis_url=redis_url,
-            chaos_refresh_s=0.1,
-        ),
+    settings = obskit.ServiceSettings(
+        service_name=service,
+        log_format="json",
+        admin_token=token,
+        redis_url=redis_url,
+        chaos_refresh_s=0.1,
     )
+    app = FastAPI(telemetry=obskit.fastapi_telemetry(settings))
+    obskit.instrument_service(app, settings)
 
     # In a router of its own, as in every service (FastAPI keeps included routers apart).
     router = APIRouter()

@@ -31,7 +31,9 @@ def test_an_instrumented_app_loads_no_database_cache_or_broker_client() -> None:
     code = (
         "from fastapi import FastAPI\n"
         "import obskit\n"
-        "obskit.instrument_service(FastAPI(), obskit.ServiceSettings(service_name='t'))\n"
+        "settings = obskit.ServiceSettings(service_name='t')\n"
+        "app = FastAPI(telemetry=obskit.fastapi_telemetry(settings))\n"
+        "obskit.instrument_service(app, settings)\n"
         "obskit.ServiceClient('peer', 'http://127.0.0.1:9', obskit.ServiceSettings())"
     )
     assert loaded_after(code) == set()

@@ -9,7 +9,7 @@ shop's services agree on (the payment card, the order events) is the shop's, in
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from obskit._app import instrument_service, run, serve
+from obskit._app import fastapi_telemetry, instrument_service, run, serve
 from obskit._breaker import BreakerConfig, CircuitBreaker
 from obskit._bulkhead import Bulkhead
 from obskit._chaos import Fault, FaultCreate, worker_faults
@@ -169,6 +169,7 @@ __all__ = [
     "ensure_database",
     "error_response",
     "fallback_served",
+    "fastapi_telemetry",
     "flush_telemetry",
     "instrument_service",
     "luhn_valid",

@@ -48,7 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await rate_limits.aclose()
             obskit.flush_telemetry()
 
-    app = FastAPI(title="obslab gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="obslab gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=obskit.fastapi_telemetry(settings),
+    )
     app.state.rate_limits = rate_limits
     app.add_middleware(RateLimitHeadersMiddleware)
     obskit.instrument_service(app, settings)

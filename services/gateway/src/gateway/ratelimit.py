@@ -80,7 +80,9 @@ class RateLimits:
             implementation="redispy",
             wrap_exceptions=True,
             key_prefix="obslab:ratelimit",
-            connection_pool=self.redis.connection_pool,
+            # limits types its options as scalars, but hands them all to redis.asyncio,
+            # which takes this pool: the kit's bounded, traced, chaos-faulted one.
+            connection_pool=self.redis.connection_pool,  # type: ignore[arg-type]
         )
         self._limiter = SlidingWindowCounterRateLimiter(storage)
 

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from obskit._chaos import KINDS
+from obskit._chaos.model import KINDS
 from obslab.chaos import faults
 from obslab.chaos.experiment import (
     Experiment,

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 import obskit
 from catalog.main import create_app as create_catalog
 from catalog.settings import Settings as CatalogSettings
-from obskit import _chaos
+from obskit._chaos import process
 from payments.main import create_app as create_payments
 from payments.settings import Settings as PaymentsSettings
 from tests.support.apps import serve_in_process, serve_on_port
@@ -32,17 +32,15 @@ ADMIN = {"authorization": f"Bearer {TOKEN}"}
 
 
 def make_app(redis_url: str, *, service: str = "chaos-test", token: str | None = TOKEN) -> FastAPI:
-    app = FastAPI()
-    obskit.instrument_service(
-        app,
-        obskit.ServiceSettings(
-            service_name=service,
-            log_format="json",
-            admin_token=token,
-            redis_url=redis_url,
-            chaos_refresh_s=0.1,
-        ),
+    settings = obskit.ServiceSettings(
+        service_name=service,
+        log_format="json",
+        admin_token=token,
+        redis_url=redis_url,
+        chaos_refresh_s=0.1,
     )
+    app = FastAPI(telemetry=obskit.fastapi_telemetry(settings))
+    obskit.instrument_service(app, settings)
 
     # In a router of its own, as in every service (FastAPI keeps included routers apart).
     router = APIRouter()
@@ -357,7 +355,7 @@ async def test_worker_faults_slow_or_crash_the_consumer(
     """worker_slowdown pauses before a message; worker_crash ends the process (replaced
     here by a recorder)."""
     crashes: list[str] = []
-    monkeypatch.setattr(_chaos, "crash", lambda: crashes.append("crash"))
+    monkeypatch.setattr(process, "crash", lambda: crashes.append("crash"))
     async with serve_in_process(make_app(redis_url, service="chaos-worker")) as client:
         await obskit.worker_faults("chaos-worker")
         assert crashes == []
@@ -380,7 +378,7 @@ async def test_a_worker_fault_with_an_event_type_hits_only_those_messages(
     """worker_crash limited to order.failed (the routing key) crashes the worker on
     those messages only."""
     crashes: list[str] = []
-    monkeypatch.setattr(_chaos, "crash", lambda: crashes.append("crash"))
+    monkeypatch.setattr(process, "crash", lambda: crashes.append("crash"))
     async with serve_in_process(make_app(redis_url, service="chaos-worker")) as client:
         injected = await client.post(
             "/admin/chaos/faults",

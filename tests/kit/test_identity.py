@@ -19,13 +19,11 @@ KEY = obskit.ServiceSettings(environment="test").service_token_key.get_secret_va
 
 
 def internal_app() -> FastAPI:
-    app = FastAPI()
-    obskit.instrument_service(
-        app,
-        obskit.ServiceSettings(
-            service_name="ledger", require_service_token=True, log_format="json"
-        ),
+    settings = obskit.ServiceSettings(
+        service_name="ledger", require_service_token=True, log_format="json"
     )
+    app = FastAPI(telemetry=obskit.fastapi_telemetry(settings))
+    obskit.instrument_service(app, settings)
 
     @app.get("/entries")
     async def list_entries() -> list[int]:

@@ -311,10 +311,10 @@ def hop(
     name: str, next_hop: ServiceClient | None, seen: dict[str, Any], *, edge: bool = False
 ) -> FastAPI:
     """A service that records the budget it got, and calls ``next_hop`` if it has one."""
-    app = FastAPI()
     settings = ServiceSettings(
         service_name=name, request_budget_s=10.0, deadline_from_caller=not edge
     )
+    app = FastAPI(telemetry=obskit.fastapi_telemetry(settings))
     obskit.instrument_service(app, settings)
 
     @app.get("/work")
@@ -349,8 +349,9 @@ async def test_a_hop_whose_downstream_hangs_gives_up_before_its_caller() -> None
     which would open at the first failure, stays closed: only the hop next to the
     fault is blamed."""
     settings = ServiceSettings()
-    c = FastAPI()
-    obskit.instrument_service(c, ServiceSettings(service_name="c"))
+    c_settings = ServiceSettings(service_name="c")
+    c = FastAPI(telemetry=obskit.fastapi_telemetry(c_settings))
+    obskit.instrument_service(c, c_settings)
 
     @c.get("/work")
     async def read_work() -> None:

@@ -21,13 +21,11 @@ class Item(BaseModel):
 
 
 def make_app(**settings: object) -> FastAPI:
-    app = FastAPI()
-    obskit.instrument_service(
-        app,
-        obskit.ServiceSettings(
-            service_name="security-test", max_body_bytes=64, log_format="json", **settings
-        ),
+    service = obskit.ServiceSettings(
+        service_name="security-test", max_body_bytes=64, log_format="json", **settings
     )
+    app = FastAPI(telemetry=obskit.fastapi_telemetry(service))
+    obskit.instrument_service(app, service)
 
     @app.post("/items")
     async def create_item(item: Item) -> Item:

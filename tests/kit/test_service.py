@@ -24,13 +24,11 @@ class Item(BaseModel):
 
 
 def make_app(*, telemetry: bool = True) -> FastAPI:
-    app = FastAPI()
-    obskit.instrument_service(
-        app,
-        obskit.ServiceSettings(
-            service_name="kit-test", max_body_bytes=1024, log_format="json", telemetry=telemetry
-        ),
+    settings = obskit.ServiceSettings(
+        service_name="kit-test", max_body_bytes=1024, log_format="json", telemetry=telemetry
     )
+    app = FastAPI(telemetry=obskit.fastapi_telemetry(settings))
+    obskit.instrument_service(app, settings)
 
     @app.post("/items/{item_id}")
     async def create_item(item_id: int, item: Item) -> dict[str, int]:

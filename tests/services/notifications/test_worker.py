@@ -30,9 +30,11 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from structlog.typing import EventDict, WrappedLogger
 
+import contracts
 import obskit
 from notifications.main import create_app
 from notifications.settings import Settings
+from obskit._chaos import process as chaos_process
 from tests.support.apps import serve_in_process, serve_on_port
 from tests.support.backends import Backends, free_port
 
@@ -65,8 +67,8 @@ def error(status: int, code: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": code}}, status_code=status)
 
 
-def order_placed(email: str | None = "alice@example.com") -> obskit.OrderPlaced:
-    return obskit.OrderPlaced(
+def order_placed(email: str | None = "alice@example.com") -> contracts.OrderPlaced:
+    return contracts.OrderPlaced(
         event_id=uuid.uuid4(),
         order_id=uuid.uuid4(),
         occurred_at=datetime.now(UTC),
@@ -93,7 +95,9 @@ async def publish(
         await events.publish(message, routing_key=routing_key)
 
 
-async def publish_event(amqp_url: str, event: obskit.OrderPlaced | obskit.OrderFailed) -> None:
+async def publish_event(
+    amqp_url: str, event: contracts.OrderPlaced | contracts.OrderFailed
+) -> None:
     await publish(amqp_url, event.model_dump_json().encode(), event.type)
 
 
@@ -204,7 +208,7 @@ async def test_order_failed_event_is_notified_too(
 ) -> None:
     """An order.failed event is an email too (the order could not be completed)."""
     sent = consumed("sent", "order.failed")
-    event = obskit.OrderFailed(
+    event = contracts.OrderFailed(
         event_id=uuid.uuid4(),
         order_id=uuid.uuid4(),
         occurred_at=datetime.now(UTC),
@@ -231,7 +235,7 @@ async def test_a_worker_fault_limited_to_an_event_type_hits_only_its_messages(
     order.placed is handled without a crash, an order.failed crashes the worker (a
     recorder here: exiting would end the test run)."""
     crashes: list[str] = []
-    monkeypatch.setattr(obskit._chaos, "crash", lambda: crashes.append("crash"))
+    monkeypatch.setattr(chaos_process, "crash", lambda: crashes.append("crash"))
     token = "test-admin-token-0123456789"
     chaotic = settings.model_copy(
         update={"admin_token": SecretStr(token), "redis_url": redis_url, "chaos_refresh_s": 0.1}
@@ -247,7 +251,7 @@ async def test_a_worker_fault_limited_to_an_event_type_hits_only_its_messages(
         await publish_event(amqp_url, placed)
         await wait_until(lambda: placed.order_id in orders.notified, "order.placed")
         assert crashes == []
-        failed = obskit.OrderFailed(
+        failed = contracts.OrderFailed(
             **placed.model_dump(exclude={"type", "event_id", "order_id"}),
             event_id=uuid.uuid4(),
             order_id=uuid.uuid4(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from obskit import PaymentCard as CardIn
+from contracts import PaymentCard as CardIn
 
 
 def card(number: str) -> CardIn:

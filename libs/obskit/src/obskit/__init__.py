@@ -1,16 +1,17 @@
 """obskit: the shared kit every obslab service is built on.
 
 Telemetry (structlog, OpenTelemetry, Prometheus), JSON errors, health checks, and
-the long-lived clients a lifespan owns (HTTP, database, Redis, RabbitMQ).
+the long-lived clients a lifespan owns (HTTP, database, Redis, RabbitMQ). What the
+shop's services agree on (the payment card, the order events) is the shop's, in
+:mod:`contracts`.
 """
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from obskit._app import instrument_service, run, serve
+from obskit._app import fastapi_telemetry, instrument_service, run, serve
 from obskit._breaker import BreakerConfig, CircuitBreaker
 from obskit._bulkhead import Bulkhead
-from obskit._cards import CardBrand, PaymentCard, card_brand
 from obskit._chaos import Fault, FaultCreate, worker_faults
 from obskit._deadline import DEADLINE_HEADER, without_deadline
 from obskit._errors import (
@@ -28,14 +29,6 @@ from obskit._errors import (
     ServiceError,
     UnsupportedMediaType,
     error_response,
-)
-from obskit._events import (
-    DEAD_LETTER_EXCHANGE,
-    EXCHANGE,
-    AnyOrderEvent,
-    OrderEvent,
-    OrderFailed,
-    OrderPlaced,
 )
 from obskit._fallback import DEGRADED_HEADER, FALLBACKS, fallback_served
 from obskit._health import Readiness
@@ -55,11 +48,13 @@ from obskit._telemetry import current_trace_id, flush_telemetry, setup_tracing
 
 # The database, Redis and broker pieces pull in SQLAlchemy, asyncpg, redis and
 # aio-pika: about 30 MiB and a third of a second that the gateway, which uses none of
-# them, would pay at every start. They are imported on first use instead (PEP 562);
-# ``from obskit import open_database`` works as before.
+# them, would pay at every start. They are imported on first use (PEP 562):
+# ``from obskit import open_database`` is what loads SQLAlchemy.
 _LAZY = {
-    "connect_broker": "obskit._broker",
-    "declare_exchanges": "obskit._broker",
+    **dict.fromkeys(
+        ("DEAD_LETTER_EXCHANGE", "EXCHANGE", "connect_broker", "declare_exchanges"),
+        "obskit._broker",
+    ),
     **dict.fromkeys(
         (
             "DatabaseContext",
@@ -86,7 +81,12 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # what mypy and editors see: the same names, imported eagerly
-    from obskit._broker import connect_broker, declare_exchanges
+    from obskit._broker import (
+        DEAD_LETTER_EXCHANGE,
+        EXCHANGE,
+        connect_broker,
+        declare_exchanges,
+    )
     from obskit._db import (
         DatabaseContext,
         create_engine,
@@ -126,13 +126,11 @@ __all__ = [
     "HTTP_SERVER_DURATION",
     "POOLS",
     "REDACTED",
-    "AnyOrderEvent",
     "BadRequest",
     "BreakerConfig",
     "BrokerSettings",
     "Bulkhead",
     "BulkheadFull",
-    "CardBrand",
     "CircuitBreaker",
     "CircuitOpen",
     "Conflict",
@@ -148,11 +146,7 @@ __all__ = [
     "LambdaFunction",
     "LocalContext",
     "NotFound",
-    "OrderEvent",
-    "OrderFailed",
-    "OrderPlaced",
     "PayloadTooLarge",
-    "PaymentCard",
     "Readiness",
     "RedisSettings",
     "RetryBudget",
@@ -162,7 +156,6 @@ __all__ = [
     "ServiceSettings",
     "ServiceTokenAuth",
     "UnsupportedMediaType",
-    "card_brand",
     "close_redis",
     "configure_logging",
     "connect_broker",
@@ -176,6 +169,7 @@ __all__ = [
     "ensure_database",
     "error_response",
     "fallback_served",
+    "fastapi_telemetry",
     "flush_telemetry",
     "instrument_service",
     "luhn_valid",

@@ -13,8 +13,12 @@ from aio_pika.abc import AbstractRobustConnection
 from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
 
 from obskit import _telemetry
-from obskit._events import DEAD_LETTER_EXCHANGE, EXCHANGE
 from obskit._settings import BrokerSettings
+
+#: The topic exchange every service publishes its events to, the event type as
+#: routing key, and where a consumer's queue sends what it rejects.
+EXCHANGE = "obslab.events"
+DEAD_LETTER_EXCHANGE = "obslab.events.dlx"
 
 
 async def connect_broker(settings: BrokerSettings) -> AbstractRobustConnection:

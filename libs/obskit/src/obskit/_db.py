@@ -4,7 +4,7 @@ Each service owns its database (``obslab_orders``, ``obslab_inventory``, …): n
 service reads another's tables, they call its API. :func:`create_engine` creates
 the database if it is missing, sizes the pool from settings, traces every query
 and exports the pool's use as ``obslab_pool_connections{pool="db"}``; a hook before
-each query applies the service's database faults (see ``_chaos.py``) and the
+each query applies the service's database faults (see ``_chaos``) and the
 request's deadline (``_deadline.py``): once the caller's budget is spent no query
 starts (504 ``deadline_exceeded``), and an injected slowness waits at most what is
 left of it. (A real query already sent runs to its end on the server: PostgreSQL's

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import FastAPI, Request
@@ -151,22 +151,34 @@ def error_response(
     return JSONResponse(body.model_dump(exclude_none=True), status_code, headers=headers)
 
 
+_E = TypeVar("_E", bound=Exception)
+
+
+def _handled(exc: Exception, kind: type[_E]) -> _E:
+    """``exc`` as the exception its handler is registered for (Starlette types every
+    handler's argument as ``Exception``)."""
+    if not isinstance(exc, kind):
+        raise TypeError(f"a {kind.__name__} handler was given a {type(exc).__name__}") from exc
+    return exc
+
+
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+    error = _handled(exc, ServiceError)
+    return error_response(
+        error.status_code, error.code, error.message, error.details, error.headers
+    )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _CODES_BY_STATUS.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    error = _handled(exc, StarletteHTTPException)
+    code = _CODES_BY_STATUS.get(error.status_code, "error")
+    return error_response(error.status_code, code, str(error.detail), headers=error.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
     details = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
+        for err in _handled(exc, RequestValidationError).errors()
     ]
     return error_response(422, "validation_error", "The request is not valid.", details)
 

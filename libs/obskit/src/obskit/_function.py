@@ -28,7 +28,7 @@ function serves no HTTP itself) and the client side of calls to other services
 Everything a request needs is imported and opened in the init phase, so no warm
 request pays for a late import; only the metrics exporter waits until an endpoint
 is configured. ``OBSLAB_EAGER_IMPORTS=true`` imports :data:`CONTAINER_ONLY` up
-front, as the kit did before, so that ``make bench`` (``bench/coldstart.py``) can
+front, as a container does, so that ``make bench`` (``bench/coldstart.py``) can
 show what deferring saves.
 
 **Cold starts visible.** Lambda's init phase (importing the handler module,

@@ -18,8 +18,8 @@ import httpx
 from obslab.native.lab import LabSettings
 from obslab.topology import INTERNAL, SERVICES
 
-#: The kinds of fault (obskit._chaos.KINDS; a test keeps the two the same: the CLI
-#: never imports the services' kit).
+#: The kinds of fault, as obskit._chaos.model.KINDS (tests/cli/test_chaos.py keeps the
+#: two the same): importing the kit would load FastAPI and OpenTelemetry into every command.
 KINDS = (
     "latency",
     "error",

@@ -9,6 +9,7 @@ answers from the database: the cache is an optimisation, never a dependency.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 import structlog
 from prometheus_client import Counter
@@ -89,7 +90,9 @@ class ProductStore:
 
     async def _cache_get(self, cache: str, keys: list[str]) -> list[bytes | None]:
         try:
-            values: list[bytes | None] = await self.redis.mget(keys)
+            # The kit's client does not decode answers (obskit.create_redis): bytes, which
+            # redis-py's types cannot tell from str.
+            values = cast("list[bytes | None]", await self.redis.mget(keys))
         except RedisError as exc:
             CACHE_REQUESTS.labels(cache, "error").inc(len(keys))
             log.warning("cache.unavailable", cache=cache, error=type(exc).__name__)

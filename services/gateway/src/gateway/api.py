@@ -66,15 +66,18 @@ class UnknownProduct(ServiceError):
 # ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
 # a worker thread, a thread hop on every request just to read app.state.
 async def get_catalog(request: Request) -> ServiceClient:
-    return request.app.state.catalog
+    catalog: ServiceClient = request.app.state.catalog
+    return catalog
 
 
 async def get_orders(request: Request) -> ServiceClient:
-    return request.app.state.orders
+    orders: ServiceClient = request.app.state.orders
+    return orders
 
 
 async def get_stale_products(request: Request) -> LastKnownGood:
-    return request.app.state.stale_products
+    stale: LastKnownGood = request.app.state.stale_products
+    return stale
 
 
 CatalogDep = Annotated[ServiceClient, Depends(get_catalog)]

@@ -102,6 +102,7 @@ class TokenResponse(BaseModel):
 
 def issue_token(settings: Settings, subject: str, scopes: frozenset[str]) -> TokenResponse:
     now = int(time.time())
+    scope = " ".join(sorted(scopes))
     claims = {
         "iss": settings.auth_issuer,
         "aud": settings.auth_audience,
@@ -109,12 +110,10 @@ def issue_token(settings: Settings, subject: str, scopes: frozenset[str]) -> Tok
         "iat": now,
         "exp": now + settings.auth_token_ttl_s,
         "jti": uuid.uuid4().hex,
-        "scope": " ".join(sorted(scopes)),
+        "scope": scope,
     }
     token = jwt.encode(claims, settings.auth_signing_key.get_secret_value(), ALGORITHMS[0])
-    return TokenResponse(
-        access_token=token, expires_in=settings.auth_token_ttl_s, scope=claims["scope"]
-    )
+    return TokenResponse(access_token=token, expires_in=settings.auth_token_ttl_s, scope=scope)
 
 
 def verify_token(settings: Settings, token: str) -> Principal:

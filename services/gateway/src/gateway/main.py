@@ -48,15 +48,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await rate_limits.aclose()
             obskit.flush_telemetry()
 
-    app = FastAPI(title="obslab gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="obslab gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=obskit.fastapi_telemetry(settings),
+    )
     app.state.rate_limits = rate_limits
     app.add_middleware(RateLimitHeadersMiddleware)
     obskit.instrument_service(app, settings)
     # Every public route is rate limited (the check runs before the token's).
-    limited = {
-        "dependencies": [Depends(rate_limit)],
-        "responses": {429: {"model": obskit.ErrorBody}},
-    }
-    app.include_router(auth.router, **limited)
-    app.include_router(router, **limited)
+    for routes in (auth.router, router):
+        app.include_router(
+            routes,
+            dependencies=[Depends(rate_limit)],
+            responses={429: {"model": obskit.ErrorBody}},
+        )
     return app

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from obskit import PaymentCard
+from contracts import PaymentCard
 
 #: Ids are PostgreSQL ``integer``s downstream: a larger number is refused here as invalid.
 ProductId = Annotated[int, Field(ge=1, le=2_147_483_647)]

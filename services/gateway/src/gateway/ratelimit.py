@@ -67,7 +67,7 @@ class RateLimits:
         self.default = limits.parse(settings.rate_limit_default)
         self.routes = {key: limits.parse(v) for key, v in settings.rate_limit_routes.items()}
         self.redis: Redis | None = None
-        self.limiter: SlidingWindowCounterRateLimiter | None = None
+        self._limiter: SlidingWindowCounterRateLimiter | None = None
         self.paused_until = 0.0
         self.warned_at = -math.inf
 
@@ -80,9 +80,18 @@ class RateLimits:
             implementation="redispy",
             wrap_exceptions=True,
             key_prefix="obslab:ratelimit",
-            connection_pool=self.redis.connection_pool,
+            # limits types its options as scalars, but hands them all to redis.asyncio,
+            # which takes this pool: the kit's bounded, traced, chaos-faulted one.
+            connection_pool=self.redis.connection_pool,  # type: ignore[arg-type]
         )
-        self.limiter = SlidingWindowCounterRateLimiter(storage)
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+
+    @property
+    def limiter(self) -> SlidingWindowCounterRateLimiter:
+        """The limiter that counts in Redis, from :meth:`start` on."""
+        if self._limiter is None:
+            raise RuntimeError("RateLimits.start() was not called")
+        return self._limiter
 
     async def aclose(self) -> None:
         if self.redis is not None:
@@ -93,7 +102,6 @@ class RateLimits:
 
         Raises :class:`StorageError` when Redis fails.
         """
-        assert self.limiter is not None, "RateLimits.start() was not called"
         item = self.routes.get(route, self.default)
         allowed = await self.limiter.hit(item, route, client)
         stats = await self.limiter.get_window_stats(item, route, client)

@@ -45,7 +45,10 @@ class ReservedItem(BaseModel):
     quantity: int
 
 
+ReservationStatus = Literal["reserved", "released"]
+
+
 class ReservationRead(BaseModel):
     order_id: UUID
-    status: Literal["reserved", "released"]
+    status: ReservationStatus
     items: list[ReservedItem]

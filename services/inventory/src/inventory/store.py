@@ -18,16 +18,34 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import JSON, CheckConstraint, DateTime, Integer, MetaData, String, Uuid, select
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    CursorResult,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Update,
+    Uuid,
+    select,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from inventory.models import ReservationItem, ReservationRead, ReservedItem, StockRead
+from inventory.models import (
+    ReservationItem,
+    ReservationRead,
+    ReservationStatus,
+    ReservedItem,
+    StockRead,
+)
 
 log = structlog.get_logger("inventory.store")
 
@@ -39,6 +57,12 @@ RESERVATIONS = Counter(
 
 #: The catalog's demo products, which the inventory stocks on a fresh start.
 DEMO_PRODUCT_IDS = range(1, 13)
+
+
+async def _update(session: AsyncSession, statement: Update) -> CursorResult[Any]:
+    """Run an UPDATE. Its result is a ``CursorResult``, which counts the rows it changed;
+    SQLAlchemy types ``execute()`` for any statement, hence the cast."""
+    return cast("CursorResult[Any]", await session.execute(statement))
 
 
 class Base(DeclarativeBase):
@@ -61,7 +85,7 @@ class Reservation(Base):
     __tablename__ = "reservations"
 
     order_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # reserved | released
+    status: Mapped[ReservationStatus] = mapped_column(String(16))
     #: ``[{"product_id": 1, "quantity": 2}, ...]``, one line per product, by product id.
     items: Mapped[list[dict[str, int]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
@@ -121,8 +145,9 @@ class InventoryStore:
         return StockRead(product_id=product_id, available=available)
 
     async def _set_available(self, product_id: int, available: int) -> bool:
-        result = await self.session.execute(
-            sql_update(Stock).where(Stock.product_id == product_id).values(available=available)
+        result = await _update(
+            self.session,
+            sql_update(Stock).where(Stock.product_id == product_id).values(available=available),
         )
         await self.session.commit()
         return bool(result.rowcount)
@@ -130,9 +155,10 @@ class InventoryStore:
     # Reservations.
 
     async def _get_reservation(self, order_id: uuid.UUID) -> Reservation | None:
-        return await self.session.scalar(
+        reservations = await self.session.scalars(
             select(Reservation).where(Reservation.order_id == order_id)
         )
+        return reservations.first()
 
     async def _existing(self, order_id: uuid.UUID) -> ReservationRead | None:
         reservation = await self._get_reservation(order_id)
@@ -173,11 +199,12 @@ class InventoryStore:
 
         short = []
         for line in lines:
-            result = await self.session.execute(
+            result = await _update(
+                self.session,
                 sql_update(Stock)
                 .where(Stock.product_id == line["product_id"])
                 .where(Stock.available >= line["quantity"])
-                .values(available=Stock.available - line["quantity"])
+                .values(available=Stock.available - line["quantity"]),
             )
             if result.rowcount == 0:
                 short.append(line)
@@ -191,7 +218,8 @@ class InventoryStore:
         await self.session.commit()
         RESERVATIONS.labels("reserved").inc()
         log.info("reservation.created", order_id=str(order_id), lines=len(lines))
-        return ReservationRead(order_id=order_id, status="reserved", items=lines), True
+        reserved = [ReservedItem(**line) for line in lines]
+        return ReservationRead(order_id=order_id, status="reserved", items=reserved), True
 
     async def _shortages(self, short: list[dict[str, int]]) -> list[dict[str, int]]:
         ids = [line["product_id"] for line in short]
@@ -216,10 +244,11 @@ class InventoryStore:
             return None
         # Only the request that moves the row from reserved to released returns the
         # units; a concurrent or repeated release changes no row and returns none.
-        flipped = await self.session.execute(
+        flipped = await _update(
+            self.session,
             sql_update(Reservation)
             .where(Reservation.order_id == order_id, Reservation.status == "reserved")
-            .values(status="released", updated_at=_now())
+            .values(status="released", updated_at=_now()),
         )
         if flipped.rowcount == 1:
             for line in reservation.items:  # stored by ascending product id

@@ -2,7 +2,7 @@
 
 For each message on the queue ``notifications.order-events``:
 
-1. parse it as an :data:`obskit.AnyOrderEvent`; a message that is not one can never
+1. parse it as an :data:`contracts.AnyOrderEvent`; a message that is not one can never
    succeed, so it goes straight to the dead-letter queue;
 2. claim the event in the database and send the email in one transaction (insert,
    send, commit): a failed send rolls the claim back, so a retry sends, and another
@@ -38,6 +38,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import contracts
 import obskit
 from notifications.sender import send_email
 from notifications.settings import Settings
@@ -69,7 +70,7 @@ HANDLE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
-EVENT = TypeAdapter[obskit.OrderPlaced | obskit.OrderFailed](obskit.AnyOrderEvent)
+EVENT = TypeAdapter[contracts.OrderPlaced | contracts.OrderFailed](contracts.AnyOrderEvent)
 
 #: Errors worth another try: they say "not now", not "never".
 TRANSIENT_ERRORS = (
@@ -237,7 +238,7 @@ class EventConsumer:
                 return event.type, outcome
         return event.type, "dead_lettered"
 
-    async def _deliver(self, event: obskit.OrderPlaced | obskit.OrderFailed) -> str:
+    async def _deliver(self, event: contracts.OrderPlaced | contracts.OrderFailed) -> str:
         """Send the notification (once) and mark the order notified, retrying; the outcome."""
         sent = False
         async for attempt in stamina.retry_context(
@@ -258,7 +259,7 @@ class EventConsumer:
             return "skipped"
         return "sent" if sent else "duplicate"
 
-    async def _send_once(self, event: obskit.OrderPlaced | obskit.OrderFailed) -> bool:
+    async def _send_once(self, event: contracts.OrderPlaced | contracts.OrderFailed) -> bool:
         """Send the email unless this event's was sent before; whether it was sent now."""
         if not event.email:
             return False  # nobody to write to; orders is still told we are done

@@ -1,7 +1,7 @@
 """The worker's API models: what a sent notification looks like on the wire.
 
 The events it consumes are not defined here: they are the contract with orders,
-:class:`obskit.OrderPlaced` and :class:`obskit.OrderFailed`.
+:class:`contracts.OrderPlaced` and :class:`contracts.OrderFailed`.
 """
 
 import uuid

@@ -12,7 +12,7 @@ import asyncio
 import structlog
 from opentelemetry import trace
 
-import obskit
+import contracts
 
 log = structlog.get_logger("notifications.sender")
 tracer = trace.get_tracer("notifications.sender")
@@ -27,7 +27,7 @@ def mask_email(address: str) -> str:
 
 
 async def send_email(
-    recipient: str, event: obskit.OrderPlaced | obskit.OrderFailed, latency_s: float
+    recipient: str, event: contracts.OrderPlaced | contracts.OrderFailed, latency_s: float
 ) -> None:
     """Send the email about ``event`` (simulated: wait ``latency_s``, then log it)."""
     with tracer.start_as_current_span(

@@ -60,7 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.inventory.aclose()
                 obskit.flush_telemetry()
 
-    app = FastAPI(title="obslab orders", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="obslab orders",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=obskit.fastapi_telemetry(settings),
+    )
     obskit.instrument_service(app, settings)
     app.include_router(router)
     return app

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from obskit import PaymentCard
+from contracts import PaymentCard
 
 #: Ids are PostgreSQL ``integer``s: a larger number is refused as invalid, not a 500.
 ProductId = Annotated[int, Field(ge=1, le=2_147_483_647)]

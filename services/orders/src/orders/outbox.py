@@ -104,7 +104,7 @@ class OutboxRelay:
     def _delay(self, failures: int) -> float:
         """The poll interval, doubled for each failure in a row, up to MAX_BACKOFF_S."""
         interval = self.settings.outbox_poll_interval_s
-        return min(interval * 2 ** min(failures, 10), max(interval, MAX_BACKOFF_S))
+        return min(interval * 2.0 ** min(failures, 10), max(interval, MAX_BACKOFF_S))
 
     def _report(self, event: str, exc: BaseException) -> None:
         # Once per outage, not once per attempt: five lines a second say nothing more.

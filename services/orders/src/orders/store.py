@@ -30,7 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from obskit import ErrorBody, OrderFailed, OrderPlaced, ServiceError, without_deadline
+from contracts import OrderFailed, OrderPlaced
+from obskit import ErrorBody, ServiceError, without_deadline
 from orders.models import OrderCreate, OrderRead
 
 
@@ -131,9 +132,10 @@ class OrderStore:
         return await self.session.get(Order, order_id)
 
     async def get_by_key(self, idempotency_key: str) -> Order | None:
-        return await self.session.scalar(
+        orders = await self.session.scalars(
             select(Order).where(Order.idempotency_key == idempotency_key)
         )
+        return orders.first()
 
     async def confirm(self, order: Order) -> None:
         """Confirm ``order`` and queue its ``OrderPlaced``, in one transaction."""

@@ -21,7 +21,8 @@ from typing import Literal
 from opentelemetry import trace
 from prometheus_client import Histogram
 
-from obskit import HTTP_BUCKETS, PaymentCard, observe_with_exemplar
+from contracts import PaymentCard
+from obskit import HTTP_BUCKETS, observe_with_exemplar
 from payments.settings import Settings
 
 BANK_DURATION = Histogram(

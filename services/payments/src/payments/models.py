@@ -1,4 +1,4 @@
-"""The payments API models: charges. The card that pays is ``obskit.PaymentCard``:
+"""The payments API models: charges. The card that pays is ``contracts.PaymentCard``:
 its number and CVC never outlive the request; only brand and last four digits do."""
 
 from typing import Annotated, Literal
@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from obskit import CardBrand, PaymentCard
+from contracts import CardBrand, PaymentCard
 
 AmountCents = Annotated[int, Field(ge=1, le=10_000_000)]
 

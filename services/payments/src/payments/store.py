@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import DateTime, Integer, MetaData, String, Uuid, select, update
+from sqlalchemy import CursorResult, DateTime, Integer, MetaData, String, Uuid, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -134,10 +135,15 @@ class ChargeStore:
 
     async def refund(self, order_id: uuid.UUID) -> ChargeRead | None:
         """Refund a charge that succeeded; refunding it again changes nothing."""
-        refunded = await self.session.execute(
-            update(Charge)
-            .where(Charge.order_id == order_id, Charge.status == "succeeded")
-            .values(status="refunded", updated_at=_now())
+        # An UPDATE's result is a CursorResult, which counts the rows it changed;
+        # SQLAlchemy types execute() for any statement, hence the cast.
+        refunded = cast(
+            "CursorResult[Any]",
+            await self.session.execute(
+                update(Charge)
+                .where(Charge.order_id == order_id, Charge.status == "succeeded")
+                .values(status="refunded", updated_at=_now())
+            ),
         )
         await self.session.commit()
         charge = await self.get(order_id)

@@ -4,7 +4,8 @@ One model, so the three services refuse the same cards with the same messages.
 The number and the CVC are ``SecretStr``: printed, logged or dumped by mistake they
 show as ``**********``; :meth:`PaymentCard.reveal` is the one way to send them on.
 Validation messages never quote the number (an error body would carry it back),
-and nothing but the brand and the last four digits is ever stored.
+and nothing but the brand and the last four digits is ever stored. The Luhn check
+is the kit's: the kit's log redaction finds card numbers with it too, in any service.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from obskit._redact import luhn_valid
+from obskit import luhn_valid
 
 CardBrand = Literal["visa", "mastercard", "amex", "unknown"]
 

@@ -1,8 +1,9 @@
 """The events on the broker: the contract between ``orders`` and ``notifications``.
 
-Orders publishes them to the topic exchange :data:`EXCHANGE` with the event type
-as routing key; every event has a unique ``event_id`` so consumers can be
-idempotent (a message may be delivered more than once, never lost).
+Orders publishes them to the kit's topic exchange (:data:`obskit.EXCHANGE`, which
+:func:`obskit.declare_exchanges` declares with its dead-letter exchange) with the
+event type as routing key; every event has a unique ``event_id`` so consumers can
+be idempotent (a message may be delivered more than once, never lost).
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
-
-EXCHANGE = "obslab.events"
-DEAD_LETTER_EXCHANGE = "obslab.events.dlx"
 
 
 class OrderEvent(BaseModel):

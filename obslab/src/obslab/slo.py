@@ -86,6 +86,10 @@ def _positive(value: Any) -> bool:
     return _number(value) and value > 0
 
 
+def _share(value: Any) -> bool:
+    return _number(value) and 0 < value <= 1
+
+
 def _problems(document: dict[str, Any]) -> list[str]:
     """What is missing or not a number, in the words of the file's keys."""
     journeys = document.get("journeys") or {}
@@ -96,8 +100,7 @@ def _problems(document: dict[str, Any]) -> list[str]:
         if not _positive((journeys.get(step) or {}).get(stat))
     ]
     for name in ("availability", "latency"):
-        objective = (document.get(name) or {}).get("objective")
-        if not (_number(objective) and 0 < objective <= 1):
+        if not _share((document.get(name) or {}).get("objective")):
             problems.append(f"{name}.objective (a share, 0 < x <= 1)")
     if not _positive((document.get("latency") or {}).get("threshold_s")):
         problems.append("latency.threshold_s")

@@ -16,12 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from obslab import slo
 from obslab.labkit import rules
 from obslab.labkit.base import Context, Exercise, Step
 from obslab.shop import Shop
 
-OBJECTIVE = 0.995  # observability/slo.yaml: availability
-FAST_BURN = 14.4  # 2% of a 30-day budget in one hour
+SLOS = slo.load()
+OBJECTIVE = SLOS.availability.objective
+#: The fastest burn that pages (14.4x: 2% of a 30-day budget in one hour).
+FAST_BURN = SLOS.fast_burn().factor
 ALERT = "Lab9AvailabilityFastBurn"
 _API = 'service="gateway", http_route=~"/api/.*"'
 _ALL = f"http_server_request_duration_seconds_count{{{_API}}}"

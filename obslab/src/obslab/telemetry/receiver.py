@@ -156,8 +156,13 @@ def create_app(settings: ReceiverSettings) -> Starlette:
         finally:
             store.close()
 
+    def opened() -> Store:
+        if store is None:  # Starlette runs the lifespan before any request
+            raise RuntimeError("the receiver's store is not open: its lifespan did not run")
+        return store
+
     async def export_traces(request: Request) -> Response:
-        assert store is not None
+        db = opened()
         try:
             body = await _read_body(request, settings.max_body_bytes)
             export = ExportTraceServiceRequest.FromString(body)
@@ -166,7 +171,7 @@ def create_app(settings: ReceiverSettings) -> Starlette:
         except PayloadError as error:
             return _refusal(error)
         # SQLite blocks: write in a thread so the receiver keeps accepting exports.
-        _, rejected = await asyncio.to_thread(store.add_spans, export)
+        _, rejected = await asyncio.to_thread(db.add_spans, export)
         reply = ExportTraceServiceResponse()
         if rejected:
             reply.partial_success.CopyFrom(
@@ -177,7 +182,7 @@ def create_app(settings: ReceiverSettings) -> Starlette:
         return Response(reply.SerializeToString(), media_type=PROTOBUF)
 
     async def export_logs(request: Request) -> Response:
-        assert store is not None
+        db = opened()
         try:
             body = await _read_body(request, settings.max_body_bytes)
             export = ExportLogsServiceRequest.FromString(body)
@@ -185,11 +190,11 @@ def create_app(settings: ReceiverSettings) -> Starlette:
             return _refusal(PayloadError(400, f"Not an ExportLogsServiceRequest: {exc}"))
         except PayloadError as error:
             return _refusal(error)
-        await asyncio.to_thread(store.add_logs, export)
+        await asyncio.to_thread(db.add_logs, export)
         return Response(ExportLogsServiceResponse().SerializeToString(), media_type=PROTOBUF)
 
     async def receive_alerts(request: Request) -> Response:
-        assert store is not None
+        db = opened()
         try:
             body = await _read_body(request, MAX_WEBHOOK_BYTES, "application/json")
             notification = WebhookNotification.model_validate_json(body)
@@ -206,18 +211,18 @@ def create_app(settings: ReceiverSettings) -> Starlette:
             return _bad_request("Not an Alertmanager webhook notification.", details)
         alerts = [alert.stored() for alert in notification.alerts]
         stored = await asyncio.to_thread(
-            store.add_alerts, alerts, notification.receiver, time.time_ns()
+            db.add_alerts, alerts, notification.receiver, time.time_ns()
         )
         return JSONResponse({"stored": stored})
 
     async def read_health(_: Request) -> JSONResponse:
-        assert store is not None
+        db = opened()
         return JSONResponse(
             {
                 "status": "ok",
-                "spans": store.count("spans"),
-                "logs": store.count("logs"),
-                "alerts": store.count("alerts"),
+                "spans": db.count("spans"),
+                "logs": db.count("logs"),
+                "alerts": db.count("alerts"),
             }
         )
 

@@ -275,7 +275,8 @@ class Store:
     # -- reading: what `obslab traces`, `trace`, `logs --trace` and `alerts` show ------
 
     def count(self, table: str) -> int:
-        assert table in ("spans", "logs", "alerts")
+        if table not in ("spans", "logs", "alerts"):  # it is put into the SQL below
+            raise ValueError(f"no table {table!r}: spans, logs or alerts")
         with self._lock:
             return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 

@@ -76,12 +76,8 @@ DASHBOARDS = HERE / "dashboards"
 #: The SLOs through their one loader, and the alerts by name from their source: a
 #: dashboard's red line is where the SLO burns or the alert fires, never a copy.
 SLOS = load_slos()
-ALERTS = {
-    alert["alert"]: alert
-    for alert in yaml.safe_load((OBSERVABILITY / "prometheus" / "alerts.yaml").read_text())[
-        "alerts"
-    ]
-}
+ALERTS_FILE = OBSERVABILITY / "prometheus" / "alerts.yaml"
+ALERTS = {alert["alert"]: alert for alert in yaml.safe_load(ALERTS_FILE.read_text())["alerts"]}
 #: The latency SLO's threshold, which HighLatencyP99 applies to every service too.
 LATENCY_S = SLOS.latency.threshold_s
 
@@ -141,9 +137,9 @@ def fires_at(alert: str, after: str = "") -> float:
     in it, or the first after the text ``after`` (a guard such as "and more than 0.1
     requests per second" comes second)."""
     expr = ALERTS[alert]["expr"]
-    rest = expr[expr.index(after) + len(after) :] if after else expr
-    found = re.search(r"(?:[<>]=?)\s*(\d+(?:\.\d+)?)", rest)
-    if found is None:
+    _, seen, rest = expr.partition(after) if after else ("", "", expr)
+    found = re.search(r"[<>]=?\s*(\d+(?:\.\d+)?)", rest)
+    if found is None or (after and not seen):
         raise ValueError(f"alerts.yaml: {alert} compares with no number after {after!r}")
     return float(found.group(1))
 

@@ -4,7 +4,9 @@ what it writes, every panel explains itself, and each dashboard shows what issue
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,15 +80,18 @@ def test_every_dashboard_marks_chaos_faults(name: str) -> None:
 
 
 def test_the_overview_has_red_edge_traffic_and_orders() -> None:
-    """Shop overview: RED per service, the edge's traffic from nginx, orders per minute."""
+    """Shop overview: RED per service (rate and errors from the recording rules the alerts
+    read, p99 from the buckets for its exemplars), the edge's traffic, orders per minute."""
     queries = " ".join(exprs("shop-overview.json"))
     for metric in (
-        "http_server_request_duration_seconds_count",
+        "service:http_server_requests:rate1m",
+        "service:http_server_errors:ratio_rate1m",
         "http_server_request_duration_seconds_bucket",
         "nginx_http_requests_total",
         "obslab_orders_placed_total",
     ):
         assert metric in queries
+    assert "http_server_request_duration_seconds_count" not in queries, "RED recomputed"
 
 
 def test_the_service_detail_is_one_service_with_exemplars_and_its_logs() -> None:
@@ -134,17 +139,90 @@ def recorded(profile: str) -> set[str]:
     }
 
 
+#: A recording rule's name, level:metric:operations; not a pattern's prefix
+#: ("slo:error_budget_burn:rate.+") nor a regex group in label_replace.
+RULE_NAME = re.compile(r"\b[a-z_]+:[a-z_]+:[a-z_0-9]+\b(?![.(])")
+
+
 @pytest.mark.parametrize("profile", ["lab", "production"])
-def test_the_slo_dashboard_uses_recording_rules_of_both_profiles(profile: str) -> None:
-    """Every slo:* name the SLO dashboard queries is a recording rule of the profile, and
-    its burn-rate pattern finds at least four windows in it: one dashboard, both profiles."""
-    queries = " ".join(exprs("slo.json"))
-    names = set(re.findall(r"\bslo:[a-z_]+:[a-z_0-9]+\b(?![.(])", queries))
-    assert names, "the SLO dashboard names no recording rule"
-    assert names <= recorded(profile)
+def test_every_recording_rule_a_dashboard_uses_is_recorded_by_both_profiles(profile: str) -> None:
+    """Each recording-rule name any dashboard queries is recorded by the profile (rules/lab/
+    and rules/production/ differ in their SLO windows), and the SLO dashboard's burn-rate
+    pattern finds at least four windows in it: one set of dashboards, both profiles."""
+    used = {
+        f"{name}: {rule}"
+        for name in sorted(UIDS)
+        for rule in RULE_NAME.findall(" ".join(exprs(name)))
+    }
+    assert {entry.split(": ")[0] for entry in used} >= {
+        "shop-overview.json",
+        "service-detail.json",
+        "load-test.json",
+        "slo.json",
+    }
+    missing = sorted(entry for entry in used if entry.split(": ")[1] not in recorded(profile))
+    assert missing == [], f"not recorded in rules/{profile}/"
     windows = [n for n in recorded(profile) if re.fullmatch(r"slo:error_budget_burn:rate.+", n)]
     assert len(windows) >= 4
-    assert "slo:error_budget:remaining_ratio" in queries
+    assert "slo:error_budget:remaining_ratio" in " ".join(exprs("slo.json"))
+
+
+def test_exemplars_are_asked_of_the_raw_histogram() -> None:
+    """A query that shows exemplars reads a histogram's _bucket series: Prometheus keeps
+    exemplars on scraped series only, so a recording rule would show none."""
+    exemplar_queries = [
+        target["expr"]
+        for name in sorted(UIDS)
+        for panel in checks.panels_of(load(name))
+        for target in panel.get("targets", [])
+        if target.get("exemplar")
+    ]
+    assert len(exemplar_queries) >= 4
+    for expr in exemplar_queries:
+        assert "_bucket" in expr and not RULE_NAME.search(expr), expr
+
+
+def red_steps(panel: checks.Model) -> list[float]:
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [step["value"] for step in steps if step["color"] in ("red", "dark-red")]
+
+
+def test_the_lines_move_with_slo_yaml_and_alerts_yaml(tmp_path: Path) -> None:
+    """The dashboards' thresholds are read from the SLO and alert sources: a checkout whose
+    latency threshold, HighErrorRatio and BulkheadSaturated say otherwise gets other lines."""
+    observability = tmp_path / "observability"
+    (observability / "grafana" / "dashboards").mkdir(parents=True)
+    (observability / "prometheus").mkdir()
+    shutil.copy(GRAFANA / "generate.py", observability / "grafana")
+    slo = (OBSERVABILITY / "slo.yaml").read_text()
+    (observability / "slo.yaml").write_text(
+        slo.replace("threshold_s: 0.5", "threshold_s: 1.0")
+        .replace("p99_ms: 500", "p99_ms: 900")
+        .replace("factor: 14.4", "factor: 10")
+    )
+    alerts = (OBSERVABILITY / "prometheus" / "alerts.yaml").read_text()
+    (observability / "prometheus" / "alerts.yaml").write_text(
+        alerts.replace("ratio_rate1m > 0.05", "ratio_rate1m > 0.1").replace(">= 0.9", ">= 0.8")
+    )
+    generated = subprocess.run(
+        [sys.executable, str(observability / "grafana" / "generate.py")],
+        env={**os.environ, "OBSLAB_REPO": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert generated.returncode == 0, generated.stderr
+
+    def titled(name: str, start: str) -> checks.Model:
+        dashboard = json.loads((observability / "grafana" / "dashboards" / name).read_text())
+        (found,) = [p for p in checks.panels_of(dashboard) if p["title"].startswith(start)]
+        return found
+
+    assert red_steps(titled("shop-overview.json", "Duration: p99")) == [1]
+    assert red_steps(titled("shop-overview.json", "Errors")) == [0.1]
+    assert "above 10%" in titled("shop-overview.json", "Errors")["description"]
+    assert red_steps(titled("resilience.json", "Bulkhead slots")) == [0.8]
+    assert red_steps(titled("slo.json", "Burn rate per window")) == [6, 10]
 
 
 def test_the_infrastructure_dashboard_covers_pools_redis_rabbitmq_outbox() -> None:

@@ -55,9 +55,10 @@ def test_the_dashboards_folder_is_the_one_grafana_mounts(model: checks.Model) ->
 
 
 def test_the_overview_shows_red_per_service_and_orders() -> None:
-    """The shop overview has RED from http_server_request_duration_seconds and orders per minute."""
+    """The shop overview has RED from the recording rules over
+    http_server_request_duration_seconds, its buckets for exemplars, and orders per minute."""
     text = (DASHBOARDS / "shop-overview.json").read_text()
-    assert "http_server_request_duration_seconds_count" in text
+    assert "service:http_server_requests:rate1m" in text
     assert "http_server_request_duration_seconds_bucket" in text
     assert "obslab_orders_placed_total" in text
 

@@ -144,6 +144,20 @@ async def test_released_reservation_is_not_reserved_again(inventory: httpx.Async
     assert await available(inventory, 8) == 1000
 
 
+async def test_a_reservation_is_read_by_its_order(inventory: httpx.AsyncClient) -> None:
+    """GET /reservations/{order_id} says whether an order's stock is reserved or released
+    (what orders' recovery looks up), and 404 for an order that reserved nothing."""
+    body = reservation((9, 2))
+    await inventory.post("/reservations", json=body)
+    read = await inventory.get(f"/reservations/{body['order_id']}")
+    assert read.status_code == 200 and read.json()["status"] == "reserved"
+    await inventory.post(f"/reservations/{body['order_id']}/release")
+    assert (await inventory.get(f"/reservations/{body['order_id']}")).json()["status"] == "released"
+    unknown = await inventory.get(f"/reservations/{uuid.uuid4()}")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "reservation_not_found"
+
+
 async def test_releasing_an_unknown_order_is_a_404(inventory: httpx.AsyncClient) -> None:
     """An order that reserved nothing has nothing to release."""
     response = await inventory.post(f"/reservations/{uuid.uuid4()}/release")

@@ -134,6 +134,19 @@ async def test_bank_failure_is_a_503_and_stores_nothing(
     assert (await payments.post("/charges", json=body)).status_code == 201
 
 
+async def test_a_bank_slower_than_its_timeout_charges_nothing(
+    app: FastAPI, payments: httpx.AsyncClient
+) -> None:
+    """A bank answer slower than bank_timeout_s is none: 503 bank_unavailable after the
+    timeout and nothing stored, so a charge that started ends within that time."""
+    app.state.bank.latency_ms, app.state.bank.jitter, app.state.bank.timeout_s = 5000, 0, 0.2
+    body = charge()
+    failed = await payments.post("/charges", json=body)
+    assert failed.status_code == 503
+    assert failed.json()["error"]["code"] == "bank_unavailable"
+    assert (await payments.get(f"/charges/{body['order_id']}")).status_code == 404
+
+
 async def test_simultaneous_charges_of_one_order_reach_the_bank_once(database_url: str) -> None:
     """Five simultaneous charges of one order call the bank once and all return that charge."""
     # A slow, steady bank keeps the first charge in flight while the others arrive.
@@ -160,6 +173,23 @@ async def test_refund_is_idempotent(payments: httpx.AsyncClient) -> None:
         assert response.status_code == 200
         assert response.json()["status"] == "refunded"
     assert (await payments.get(f"/charges/{body['order_id']}")).json()["status"] == "refunded"
+
+
+def refunds() -> tuple[float, float]:
+    count = REGISTRY.get_sample_value("obslab_refunds_total") or 0.0
+    return count, REGISTRY.get_sample_value("obslab_refunded_cents_total") or 0.0
+
+
+async def test_a_refund_is_counted_once(payments: httpx.AsyncClient) -> None:
+    """obslab_refunds_total and obslab_refunded_cents_total count a refund once, however
+    often it is asked for."""
+    body = charge(amount_cents=1234)
+    await payments.post("/charges", json=body)
+    before = refunds()
+    for _ in range(3):
+        await payments.post(f"/charges/{body['order_id']}/refund")
+    count, cents = refunds()
+    assert (count - before[0], cents - before[1]) == (1, 1234)
 
 
 async def test_declined_charge_cannot_be_refunded(payments: httpx.AsyncClient) -> None:

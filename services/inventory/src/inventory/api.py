@@ -79,6 +79,21 @@ async def create_reservation(
     return reservation
 
 
+@router.get(
+    "/reservations/{order_id}",
+    tags=["reservations"],
+    response_model=ReservationRead,
+    responses={404: {"model": ErrorBody}},
+)
+async def read_reservation(store: StoreDep, order_id: UUID) -> ReservationRead:
+    """The order's reservation, reserved or released: what orders' recovery looks up to
+    finish a checkout that was interrupted."""
+    reservation = await store.get_reservation(order_id)
+    if reservation is None:
+        raise NotFound(f"Order {order_id} has no reservation.", code="reservation_not_found")
+    return reservation
+
+
 @router.post(
     "/reservations/{order_id}/release",
     tags=["reservations"],

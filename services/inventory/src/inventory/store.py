@@ -160,6 +160,11 @@ class InventoryStore:
         )
         return reservations.first()
 
+    async def get_reservation(self, order_id: uuid.UUID) -> ReservationRead | None:
+        """The order's reservation, reserved or released; None when it has none."""
+        reservation = await self._get_reservation(order_id)
+        return reservation.read() if reservation is not None else None
+
     async def _existing(self, order_id: uuid.UUID) -> ReservationRead | None:
         reservation = await self._get_reservation(order_id)
         if reservation is None:

@@ -10,9 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from obskit import ErrorBody, NotFound, ServiceClient
+from obskit import ErrorBody, NotFound
 from orders.checkout import checkout
 from orders.models import OrderCreate, OrderRead
+from orders.recovery import Recovery
 from orders.store import OrderStore
 
 router = APIRouter(tags=["orders"], responses={422: {"model": ErrorBody}})
@@ -23,21 +24,15 @@ async def get_store(request: Request) -> AsyncIterator[OrderStore]:
         yield OrderStore(session)
 
 
-# ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
+# ``async def`` although it never awaits: FastAPI runs a plain ``def`` dependency in
 # a worker thread, a thread hop on every request just to read app.state.
-async def get_inventory(request: Request) -> ServiceClient:
-    inventory: ServiceClient = request.app.state.inventory
-    return inventory
-
-
-async def get_payments(request: Request) -> ServiceClient:
-    payments: ServiceClient = request.app.state.payments
-    return payments
+async def get_recovery(request: Request) -> Recovery:
+    recovery: Recovery = request.app.state.recovery
+    return recovery
 
 
 StoreDep = Annotated[OrderStore, Depends(get_store)]
-InventoryDep = Annotated[ServiceClient, Depends(get_inventory)]
-PaymentsDep = Annotated[ServiceClient, Depends(get_payments)]
+RecoveryDep = Annotated[Recovery, Depends(get_recovery)]
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
 
 
@@ -56,12 +51,11 @@ IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
 async def create_order(
     data: OrderCreate,
     store: StoreDep,
-    inventory: InventoryDep,
-    payments: PaymentsDep,
+    recovery: RecoveryDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Place an order: reserve its stock, charge the card, confirm; or fail and undo."""
-    answer = await checkout(data, idempotency_key, store, inventory, payments)
+    answer = await checkout(data, idempotency_key, store, recovery)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 

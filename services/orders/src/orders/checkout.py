@@ -7,15 +7,19 @@ is stored with its event in one transaction (see :mod:`orders.store`). An
 stores a pending order before it calls anyone, and a retry gets the first answer
 back instead of placing a second order.
 
-A process that dies mid-checkout leaves its order ``pending`` (a retry with its key
-gets 409 ``request_in_progress``). A production shop runs a sweeper that finishes
-or fails such orders after a while, releasing their stock.
+Nothing is left unresolved (:mod:`orders.recovery`): the pending order is stored
+with a job that ends it if its checkout never does (a process that dies mid-checkout;
+a retry with its key meanwhile gets 409 ``request_in_progress``), and a failed order
+with a job that refunds its charge and releases its stock, retried until the peers
+accept. The checkout and the recovery only ever end a *pending* order, so whichever
+comes second answers what the first stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -34,6 +38,7 @@ from obskit import (
     ServiceError,
 )
 from orders.models import OrderCreate, OrderItem
+from orders.recovery import Recovery
 from orders.store import OrderStore
 
 log = structlog.get_logger("orders.checkout")
@@ -68,21 +73,24 @@ class Failure(NamedTuple):
 
     reason: str
     error: ServiceError
+    #: Whether the step may have been done after all (its answer was lost).
+    uncertain: bool = False
 
 
 async def checkout(
     data: OrderCreate,
     idempotency_key: str | None,
     store: OrderStore,
-    inventory: ServiceClient,
-    payments: ServiceClient,
+    recovery: Recovery,
 ) -> Answer:
     """Place an order: reserve its stock, charge the card, confirm; or fail, undo and
     raise the error the client is answered."""
+    inventory, payments = recovery.inventory, recovery.payments
     fingerprint = request_hash(data)
+    settle_s = recovery.settings.recovery_settle_s
     # The order is stored (and committed) before anyone is called: the unique key makes
     # a concurrent duplicate fail here, before it could reserve or charge anything.
-    order = await store.create_pending(data, idempotency_key, fingerprint)
+    order = await store.create_pending(data, idempotency_key, fingerprint, settle_s)
     if order is None:
         if idempotency_key is None:  # the key is the only unique value an order brings
             raise RuntimeError("an order without an idempotency key collided")
@@ -90,20 +98,28 @@ async def checkout(
     structlog.contextvars.bind_contextvars(order_id=str(order.id))
 
     failure = await reserve_stock(inventory, order.id, data.items)
+    reserved, charged = failure is None or failure.uncertain, False
     if failure is None and order.total_cents > 0:  # a free order has nothing to charge
         failure = await charge_card(payments, order.id, order.total_cents, data.card)
-        if failure is not None:
-            await release_stock(inventory, order.id)
+        charged = failure is not None and failure.uncertain
     if failure is not None:
-        await store.fail(order, failure.reason, failure.error)
+        settles_at = order.created_at + timedelta(seconds=settle_s)
+        if not await store.fail(order, failure.reason, failure.error, settles_at):
+            return await stored_answer(store, order.id)  # the recovery ended it first
         ORDERS_FAILED.labels(failure.reason).inc()
         log.warning("order.failed", reason=failure.reason, status=failure.error.status_code)
+        # What the failed order may hold goes back now; its job, stored with the
+        # failure, makes sure of it once nothing can land any more, and keeps asking
+        # if a peer refuses now.
+        await recovery.compensate_now(order.id, refund=charged, release=reserved)
         raise failure.error
 
-    await store.confirm(order)
+    body = await store.confirm(order)
+    if body is None:
+        return await stored_answer(store, order.id)
     ORDERS_PLACED.inc()
     log.info("order.confirmed", total_cents=order.total_cents)
-    return Answer(status.HTTP_201_CREATED, order.response_body)
+    return Answer(status.HTTP_201_CREATED, body)
 
 
 def request_hash(data: OrderCreate) -> str:
@@ -131,9 +147,9 @@ async def reserve_stock(
     except (CircuitOpen, BulkheadFull) as exc:
         return Failure("inventory_unavailable", exc)  # refused here: nothing was sent
     except DownstreamError as exc:
-        # A timeout may hide a reservation that was made after all: release it to be sure.
-        await release_stock(inventory, order_id)
-        return Failure("inventory_unavailable", exc)
+        # A timeout may hide a reservation that was made after all: the failed order's
+        # compensation releases it.
+        return Failure("inventory_unavailable", exc, uncertain=True)
     if response.status_code in (status.HTTP_200_OK, status.HTTP_201_CREATED):
         return None
     if response.status_code == status.HTTP_409_CONFLICT and _code(response) == "out_of_stock":
@@ -156,11 +172,12 @@ async def charge_card(
     try:
         # Idempotent by order_id (payments never charges an order twice): safe to retry.
         response = await payments.request("POST", "/charges", json=charge, idempotent=True)
+    except (CircuitOpen, BulkheadFull) as exc:
+        return Failure("payment_unavailable", exc)  # refused here: nothing was sent
     except DownstreamError as exc:
         # A timeout leaves the charge's outcome unknown: payments may have charged the
-        # card after all. A production shop reconciles: a job reads GET /charges/{id}
-        # for each order failed this way and refunds any charge it finds.
-        return Failure("payment_unavailable", exc)
+        # card after all. The failed order's compensation reads the charge and refunds it.
+        return Failure("payment_unavailable", exc, uncertain=True)
     if response.status_code in (status.HTTP_200_OK, status.HTTP_201_CREATED):
         return None
     if response.status_code == status.HTTP_402_PAYMENT_REQUIRED:
@@ -170,28 +187,12 @@ async def charge_card(
     return Failure("payment_rejected", _unexpected(payments, response))
 
 
-async def release_stock(inventory: ServiceClient, order_id: UUID) -> None:
-    """Give the order's reserved stock back (the compensation); never raises."""
-    try:
-        # Undoing must happen even when our caller has given up: no deadline. Idempotent.
-        response = await inventory.request(
-            "POST",
-            f"/reservations/{order_id}/release",
-            idempotent=True,
-            within_deadline=False,
-        )
-    except DownstreamError as exc:
-        error = type(exc).__name__
-    else:
-        # 404: nothing was reserved, so there is nothing to give back.
-        if response.status_code in (status.HTTP_200_OK, status.HTTP_404_NOT_FOUND):
-            return
-        error = str(response.status_code)
-    # The units stay reserved for an order that failed: stock leaks until someone acts.
-    # A production system would not leave it to this log line: it would store the
-    # release as a job (a row in this same database) and retry it until inventory
-    # accepts, or have inventory expire reservations that are never confirmed.
-    log.error("order.compensation_failed", step="release_stock", error=error)
+async def stored_answer(store: OrderStore, order_id: UUID) -> Answer:
+    """What the order's outcome stored: the answer when someone else ended it."""
+    stored = await store.get(order_id, fresh=True)
+    if stored is None or stored.response_status is None:
+        raise RuntimeError("an order that is not pending has no stored answer")
+    return Answer(stored.response_status, stored.response_body)
 
 
 async def replay(store: OrderStore, idempotency_key: str, fingerprint: str) -> Answer:

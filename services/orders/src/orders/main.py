@@ -1,8 +1,8 @@
 """The orders service: checkout across inventory and payments, events through an outbox.
 
 ``create_app`` builds the app; its lifespan owns the database engine, one HTTP
-client per downstream service and the outbox relay task, and stops or closes
-them all (and flushes telemetry) on shutdown.
+client per downstream service, the outbox relay task and the checkout's recovery
+task, and stops or closes them all (and flushes telemetry) on shutdown.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fastapi import FastAPI
 import obskit
 from orders.api import router
 from orders.outbox import BROKER_TIMEOUT_S, OutboxRelay
+from orders.recovery import Recovery
 from orders.settings import Settings
 from orders.store import Base
 
@@ -46,9 +47,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # The relay connects to the broker itself, when it can: startup never waits.
             relay = OutboxRelay(app.state.sessions, settings)
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+            recovery = app.state.recovery = Recovery(
+                app.state.sessions, app.state.inventory, app.state.payments, settings
+            )
+            recovery_task = asyncio.create_task(recovery.run(), name="checkout-recovery")
             try:
                 yield
             finally:
+                # A job a pass was doing stays leased and runs again after its lease:
+                # cancelling the pass loses nothing.
+                recovery.stop()
+                recovery_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovery_task
                 # Let the relay end the pass it is in, so what the broker confirmed is
                 # marked published (not sent again by the next process); cancel it if
                 # that hangs.

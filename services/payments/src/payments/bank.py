@@ -3,7 +3,9 @@
 It behaves like a remote dependency: every call takes a log-normal time (most
 calls near the median, a long tail of slow ones, as real latencies are) and fails
 with :class:`BankUnavailable` at the configured rate. The card ``4000000000000002``
-is always declined; any other valid card is approved.
+is always declined; any other valid card is approved. An answer slower than
+``bank_timeout_s`` is none: nothing is charged (the bank voids what it does not
+answer in time), so a charge that started ends within that time.
 
 The call has its own span, ``bank.authorize``, so a trace shows how much of a
 payment was spent waiting for the bank. Its attributes are the amount and the
@@ -53,6 +55,7 @@ class SimulatedBank:
         self.latency_ms = settings.bank_latency_ms
         self.jitter = settings.bank_latency_jitter
         self.failure_rate = settings.bank_failure_rate
+        self.timeout_s = settings.bank_timeout_s
         self.random = random.Random(settings.random_seed)
 
     def _latency_s(self) -> float:
@@ -70,7 +73,11 @@ class SimulatedBank:
             "bank.authorize", kind=trace.SpanKind.CLIENT, attributes=attributes
         ) as span:
             try:
-                await asyncio.sleep(self._latency_s())
+                latency_s = self._latency_s()
+                if latency_s > self.timeout_s:
+                    await asyncio.sleep(self.timeout_s)
+                    raise BankUnavailable("The bank did not answer in time.")
+                await asyncio.sleep(latency_s)
                 if self.random.random() < self.failure_rate:
                     raise BankUnavailable("The bank did not answer.")
                 declined = card.number.get_secret_value() == DECLINED_CARD

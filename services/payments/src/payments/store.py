@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from sqlalchemy import CursorResult, DateTime, Integer, MetaData, String, Uuid, select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +37,11 @@ PAYMENTS = Counter(
     "Charges attempted at the bank, by outcome: succeeded, declined or bank_error.",
     ["outcome"],
 )
+REFUNDS = Counter(
+    "obslab_refunds",
+    "Charges refunded (each once, however often its refund is asked for).",
+)
+REFUNDED_CENTS = Counter("obslab_refunded_cents", "Money given back by refunds, in cents.")
 PAYMENT_AMOUNT = Histogram(
     "obslab_payment_amount_usd",
     "Amounts of the charges that succeeded, in dollars.",
@@ -152,5 +158,11 @@ class ChargeStore:
         if charge.status == "declined":
             raise NotRefundable
         if refunded.rowcount == 1:
+            REFUNDS.inc()
+            REFUNDED_CENTS.inc(charge.amount_cents)
+            # On the request's span too: a trace shows which call gave the money back.
+            trace.get_current_span().add_event(
+                "payment.refunded", {"order.id": str(order_id), "amount_cents": charge.amount_cents}
+            )
             log.info("payment.refunded", order_id=str(order_id), amount_cents=charge.amount_cents)
         return charge

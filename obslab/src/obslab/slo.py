@@ -51,8 +51,9 @@ class Burn(BaseModel):
 class Journey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    p95_ms: float
-    p99_ms: float
+    # int | float: a whole number stays one, as k6 and the file spell it (p(95)<300).
+    p95_ms: int | float
+    p99_ms: int | float
 
 
 class Slos(BaseModel):

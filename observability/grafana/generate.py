@@ -346,6 +346,7 @@ def to_service_detail() -> list[Json]:
 def shop_overview() -> Json:
     service = 'service=~"$service"'
     backlog = fires_at("OutboxBacklogGrowing", "sum by (service) (obslab_outbox_backlog)")
+    unresolved = fires_at("CheckoutUnresolved")
     panels = [
         row("The shop"),
         panel(
@@ -411,6 +412,44 @@ def shop_overview() -> Json:
             unit="short",
             width=3,
             thresholds=steps(("red", 1)),
+        ),
+        panel(
+            "timeseries",
+            "Checkouts not resolved yet: open jobs and the oldest one's age",
+            "What the checkout still owes (orders.recovery): resolve (an order still"
+            " pending) and compensate (a failed order whose refund or release is not done"
+            " yet). A job lives up to the settle time (20 s) in a healthy shop; one that"
+            f" ages past {unresolved:g} s fires CheckoutUnresolved: a peer keeps refusing.",
+            [
+                prom("max by (kind) (obslab_checkout_job_age_seconds)", "oldest {{kind}} (s)"),
+                prom("sum by (kind) (obslab_checkout_jobs)", "open {{kind}}"),
+            ],
+            unit="short",
+            width=12,
+            minimum=0,
+            thresholds=steps(("red", unresolved)),
+        ),
+        panel(
+            "timeseries",
+            "Recovered orders and compensations per minute",
+            "Pending orders the recovery ended (confirmed or failed), and what compensation"
+            " gave back: refunds of charges kept for failed orders, releases of their stock."
+            " `or on () vector(0)` draws 0 before the first one.",
+            [
+                prom(
+                    f"sum by (outcome) (rate(obslab_orders_recovered_total{RATE})) * 60"
+                    " or on () vector(0)",
+                    "recovered {{outcome}}",
+                ),
+                prom(
+                    f"sum by (step) (rate(obslab_compensations_total{RATE})) * 60"
+                    " or on () vector(0)",
+                    "{{step}}",
+                ),
+            ],
+            unit="short",
+            width=12,
+            minimum=0,
         ),
         # Rate and errors are the recording rules the alerts read (rules/*/red.yml, the
         # same in both profiles): the line on the panel is the series an alert fires on.

@@ -19,7 +19,11 @@ The steps of a run, each recorded in the journal:
 5. **recovery**: the steady state holds again before ``recovery_deadline``, every
    order the load placed and the shop accepted (201) is found confirmed, and every
    expected alert that arrived arrives resolved before ``expect.resolve_deadline``
-   (counted from the rollback).
+   (counted from the rollback);
+6. **books** (:mod:`obslab.chaos.books`, on the native lab): within
+   ``BOOKS_DEADLINE_S`` no order of the run is pending, the money kept equals what the
+   confirmed orders cost, the stock taken equals what they bought, and each confirmed
+   order was notified once.
 
 The verdict is ``completed`` only when all of it held; ``failed`` names the first
 step that did not, ``aborted`` means the run was interrupted (rollback still ran).
@@ -53,6 +57,7 @@ from pydantic import (
     model_validator,
 )
 
+from obslab.chaos.books import NoBooks, Opening, balance, open_books
 from obslab.chaos.faults import KINDS, Admin
 from obslab.errors import Unreachable
 from obslab.native.lab import LabSettings
@@ -63,6 +68,9 @@ from obslab.shop import bearer, order_body
 if TYPE_CHECKING:
     from rich.console import Console
 
+#: How long the books may take to balance after recovery: the checkout's recovery
+#: settles an order 20 s after it began (orders.recovery), then retries with backoff.
+BOOKS_DEADLINE_S = 90.0
 #: The lab's Prometheus scrapes every 5 s: a window must reach back at least that far.
 SCRAPE_INTERVAL_S = 5
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -534,6 +542,7 @@ def run_experiment(
     )
     killers: list[Killer] = []
     injected: set[str] = set()
+    opening: Opening | None = None
     previous = signal.getsignal(signal.SIGTERM)
 
     def interrupted(*_: object) -> None:
@@ -558,6 +567,10 @@ def run_experiment(
         # An alert is stamped with the time Prometheus fired it, which is after the fault
         # that caused it: a delivery that started earlier is not this experiment's.
         fault_on = datetime.now(UTC) - timedelta(seconds=1)
+        try:
+            opening = open_books(settings, datetime.now(UTC))
+        except NoBooks as exc:
+            steps["books"] = {"ok": True, "skipped": str(exc)}
 
         if shopper is not None:
             shopper.start()
@@ -626,6 +639,12 @@ def run_experiment(
         }
         if lost:
             return _finish(journal, "failed", f"{len(lost)} accepted orders were lost", settings)
+    if opening is not None:
+        console.print(f"checking the books ({BOOKS_DEADLINE_S:.0f}s)")
+        steps["books"] = balance(settings, opening, BOOKS_DEADLINE_S)
+        if not steps["books"]["ok"]:
+            problems = "; ".join(steps["books"]["problems"])
+            return _finish(journal, "failed", f"the books do not balance: {problems}", settings)
     if not signals_ok:
         missing = [r["probe"] for r in steps["signals"] if not r["ok"]]
         missing += [r["alert"] for r in steps["alerts"] if not r["ok"]]

@@ -75,6 +75,11 @@ class LabSettings(BaseSettings):
     #: lab's own receiver on ``otlp_port``, which keeps them for ``obslab traces``.
     otlp_endpoint: str = ""
 
+    def database_url(self, service: str) -> str:
+        """The PostgreSQL URL of ``service``'s own database (``obslab_<service>``)."""
+        server = self.postgres_url or f"postgresql://postgres@127.0.0.1:{self.postgres_port}"
+        return f"{server.replace('+asyncpg', '').rstrip('/')}/obslab_{service}"
+
     def port_of(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 

@@ -22,10 +22,12 @@ DECLINED_CARD = "4000000000000002"
 
 
 def order_body(product_id: int = 1, card: str = GOOD_CARD, quantity: int = 1) -> dict[str, Any]:
-    """The body of ``POST /api/orders`` for ``quantity`` of one product, paid by ``card``."""
+    """The body of ``POST /api/orders`` for ``quantity`` of one product, paid by ``card``,
+    with an address for its confirmation e-mail (the simulated sender sends nothing)."""
     return {
         "items": [{"product_id": product_id, "quantity": quantity}],
         "card": {"number": card, "expiry": "12/39", "cvc": "123"},
+        "email": "learner@example.com",
     }
 
 

@@ -247,55 +247,41 @@ class OrderStore:
         # outcome is recorded even when our caller has given up: else the order would
         # stay pending until the recovery ends it, and a retry be told "in progress".
         with without_deadline():
-            return await self._write_outcome(
-                order, status, reason, answer_status, body, event, compensation
+            now = _now()
+            # Only over a pending order: whoever comes second (the checkout or the recovery)
+            # changes nothing and reads what the first stored.
+            finished = cast(
+                "CursorResult[Any]",
+                await self.session.execute(
+                    update(Order)
+                    .where(Order.id == order.id, Order.status == "pending")
+                    .values(
+                        status=status,
+                        failure_reason=reason,
+                        response_status=answer_status,
+                        response_body=body,
+                        updated_at=now,
+                    )
+                ),
             )
-
-    async def _write_outcome(
-        self,
-        order: Order,
-        status: str,
-        reason: str | None,
-        answer_status: int,
-        body: dict[str, Any],
-        event: OrderPlaced | OrderFailed,
-        compensation: tuple[datetime, datetime] | None,
-    ) -> bool:
-        now = _now()
-        # Only over a pending order: whoever comes second (the checkout or the recovery)
-        # changes nothing and reads what the first stored.
-        finished = cast(
-            "CursorResult[Any]",
-            await self.session.execute(
-                update(Order)
-                .where(Order.id == order.id, Order.status == "pending")
-                .values(
-                    status=status,
-                    failure_reason=reason,
-                    response_status=answer_status,
-                    response_body=body,
-                    updated_at=now,
+            if finished.rowcount != 1:
+                await self.session.rollback()
+                return False
+            self.session.add(outbox_message(event))
+            await self.session.execute(delete(CheckoutJob).where(CheckoutJob.order_id == order.id))
+            if compensation is not None:
+                due_at, settles_at = compensation
+                self.session.add(
+                    CheckoutJob(
+                        order_id=order.id,
+                        kind="compensate",
+                        due_at=due_at,
+                        settles_at=settles_at,
+                        traceparent=_traceparent(),
+                    )
                 )
-            ),
-        )
-        if finished.rowcount != 1:
-            await self.session.rollback()
-            return False
-        self.session.add(outbox_message(event))
-        await self.session.execute(delete(CheckoutJob).where(CheckoutJob.order_id == order.id))
-        if compensation is not None:
-            due_at, settles_at = compensation
-            self.session.add(
-                CheckoutJob(
-                    order_id=order.id,
-                    kind="compensate",
-                    due_at=due_at,
-                    settles_at=settles_at,
-                    traceparent=_traceparent(),
-                )
-            )
-        await self.session.commit()
-        return True
+            await self.session.commit()
+            return True
 
     # -- what the checkout still owes (orders.recovery) ------------------------------
 
